@@ -1,0 +1,183 @@
+// Package server assembles a running hookrelay from its configuration: the store, the admin
+// key, the delivery engine, the metrics and the HTTP API, and runs them until told to stop.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/api"
+	"github.com/hookrelay/hookrelay/internal/apikey"
+	"github.com/hookrelay/hookrelay/internal/config"
+	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/sqlite"
+)
+
+// AdminKeyFile is the file in the data directory that holds a generated admin key.
+const AdminKeyFile = "admin.key"
+
+// OpenStore opens the store the configuration names and applies pending migrations.
+func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		return nil, errors.New("PostgreSQL is not supported yet: leave HOOKRELAY_DATABASE_URL empty to use the embedded store")
+	}
+	s, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store in %s: %w", cfg.DataDir, err)
+	}
+	return s, nil
+}
+
+// Server is a running hookrelay.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    store.Store
+	unlock   func()
+	adminKey string
+	ln       net.Listener
+	http     *http.Server
+}
+
+// New opens everything the configuration names and starts listening, but serves nothing
+// until Run.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if cfg.DatabaseURL == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		// The embedded store belongs to one process: a second one would deliver everything twice.
+		if s.unlock, err = lockDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if s.store, err = OpenStore(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if cfg.DatabaseURL == "" {
+		// Leases left by a previous process of this data dir are void: it is gone.
+		if err := s.store.Release(ctx, "", time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	if s.adminKey, err = adminKey(cfg, log); err != nil {
+		return nil, err
+	}
+
+	handler := api.New(api.Config{
+		Store:                    s.store,
+		AdminKey:                 s.adminKey,
+		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
+		Logger:                   log,
+	})
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// AdminKey is the admin key in force.
+func (s *Server) AdminKey() string { return s.adminKey }
+
+// Store is the server's store.
+func (s *Server) Store() store.Store { return s.store }
+
+// Run serves until ctx ends, then stops accepting requests, lets the ones in progress finish
+// and closes everything. It returns nil after a clean stop.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("hookrelay listening", "addr", "http://"+s.Addr(), "store", s.storeName())
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.ln) }()
+
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DeliveryTimeout+5*time.Second)
+		defer cancel()
+		if e := s.http.Shutdown(sctx); e != nil {
+			err = fmt.Errorf("shut down http: %w", e)
+		}
+	}
+	return errors.Join(err, s.close())
+}
+
+func (s *Server) storeName() string {
+	if s.cfg.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite:" + filepath.Join(s.cfg.DataDir, sqlite.FileName)
+}
+
+func (s *Server) close() error {
+	var err error
+	if s.store != nil {
+		err = s.store.Close()
+	}
+	if s.unlock != nil {
+		s.unlock()
+	}
+	return err
+}
+
+// adminKey returns the configured admin key, or the one kept in the data dir, generating and
+// keeping one on first start.
+func adminKey(cfg config.Config, log *slog.Logger) (string, error) {
+	if cfg.AdminKey != "" {
+		return cfg.AdminKey, nil
+	}
+	path := filepath.Join(cfg.DataDir, AdminKeyFile)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key := strings.TrimSpace(string(b))
+		if len(key) < 16 {
+			return "", fmt.Errorf("admin key file %s holds no key of at least 16 characters", path)
+		}
+		log.Info("admin key loaded", "path", path)
+		return key, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("read admin key: %w", err)
+	}
+	key := apikey.New(apikey.AdminPrefix)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("write admin key: %w", err)
+	}
+	_, err = f.WriteString(key + "\n")
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return "", fmt.Errorf("write admin key: %w", err)
+	}
+	log.Info("admin key generated", "path", path)
+	return key, nil
+}

@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, error) {
+	var jobs []store.Job
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		jobs = jobs[:0]
+		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx, ms(p.LeaseUntil), p.Owner, ms(p.Now), p.Limit)
+		if err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		for rows.Next() {
+			var j store.Job
+			var created int64
+			if err := rows.Scan(&j.DeliveryID, &j.AccountID, &j.WebhookID, &j.EventID, &j.Event, &j.Attempts, &created); err != nil {
+				rows.Close()
+				return fmt.Errorf("claim deliveries: %w", err)
+			}
+			j.CreatedAt = fromMs(created)
+			jobs = append(jobs, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		versions := map[int64]int64{}
+		versionStmt := tx.StmtContext(ctx, s.stmts.webhookVersion)
+		for i, j := range jobs {
+			v, ok := versions[j.WebhookID]
+			if !ok {
+				err := versionStmt.QueryRowContext(ctx, j.WebhookID).Scan(&v)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("claim deliveries: webhook version: %w", err)
+				}
+				versions[j.WebhookID] = v
+			}
+			jobs[i].WebhookVersion = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		completeStmt := tx.StmtContext(ctx, s.stmts.complete)
+		attemptStmt := tx.StmtContext(ctx, s.stmts.insertAttempt)
+		for _, o := range outcomes {
+			var attempted int
+			var code, errText any
+			if a := o.Attempt; a != nil {
+				attempted = 1
+				code, errText = nullInt(a.StatusCode), nullString(a.Error)
+				if _, err := attemptStmt.ExecContext(ctx, o.DeliveryID, a.Attempt, ms(a.At), code, a.DurationMs,
+					errText, nullString(a.ResponseBody)); err != nil {
+					return fmt.Errorf("insert attempt of delivery %d: %w", o.DeliveryID, err)
+				}
+			} else {
+				errText = nullString(o.Error)
+			}
+			var next, completed any
+			if o.Status == store.StatusPending {
+				next = ms(o.NextAttemptAt)
+			} else {
+				completed = ms(o.At)
+			}
+			if _, err := completeStmt.ExecContext(ctx, o.Status, attempted, code, errText, next, completed,
+				o.DeliveryID, o.Owner); err != nil {
+				return fmt.Errorf("complete delivery %d: %w", o.DeliveryID, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) Release(ctx context.Context, owner string, now time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if owner == "" {
+			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ?, lease_owner = NULL
+				WHERE status = 'pending' AND next_attempt_at > ? AND lease_owner IS NOT NULL`, ms(now), ms(now))
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ?, lease_owner = NULL
+				WHERE status = 'pending' AND next_attempt_at > ? AND lease_owner = ?`, ms(now), ms(now), owner)
+		}
+		if err != nil {
+			return fmt.Errorf("release leases: %w", err)
+		}
+		return nil
+	})
+}
+
+const deliveryColumns = `id, account_id, webhook_id, event_id, event, status, attempts, last_status_code, last_error,
+	next_attempt_at, created_at, completed_at`
+
+func scanDelivery(row interface{ Scan(...any) error }) (store.Delivery, error) {
+	var d store.Delivery
+	var code, next, completed sql.NullInt64
+	var lastErr sql.NullString
+	var created int64
+	err := row.Scan(&d.ID, &d.AccountID, &d.WebhookID, &d.EventID, &d.Event, &d.Status, &d.Attempts, &code, &lastErr,
+		&next, &created, &completed)
+	if err != nil {
+		return d, err
+	}
+	d.LastStatusCode, d.LastError = int(code.Int64), lastErr.String
+	d.NextAttemptAt, d.CreatedAt, d.CompletedAt = fromMs(next.Int64), fromMs(created), fromMs(completed.Int64)
+	return d, nil
+}
+
+func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Delivery, []store.Attempt, error) {
+	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ? AND account_id = ?`, id, accountID))
+	if err != nil {
+		return d, nil, fmt.Errorf("get delivery %d: %w", id, notFound(err))
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT attempt, at, status_code, duration_ms, error, response_body
+		FROM attempts WHERE delivery_id = ? ORDER BY id`, id)
+	if err != nil {
+		return d, nil, fmt.Errorf("get attempts of delivery %d: %w", id, err)
+	}
+	defer rows.Close()
+	attempts := []store.Attempt{}
+	for rows.Next() {
+		var a store.Attempt
+		var at int64
+		var code sql.NullInt64
+		var errText, body sql.NullString
+		if err := rows.Scan(&a.Attempt, &at, &code, &a.DurationMs, &errText, &body); err != nil {
+			return d, nil, fmt.Errorf("get attempts of delivery %d: %w", id, err)
+		}
+		a.At, a.StatusCode, a.Error, a.ResponseBody = fromMs(at), int(code.Int64), errText.String, body.String
+		attempts = append(attempts, a)
+	}
+	if err := rows.Err(); err != nil {
+		return d, nil, fmt.Errorf("get attempts of delivery %d: %w", id, err)
+	}
+	return d, attempts, nil
+}
+
+func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, f store.DeliveryFilter, p store.Page) ([]store.Delivery, int, error) {
+	where := `webhook_id = ? AND account_id = ?`
+	args := []any{webhookID, accountID}
+	if f.Status != "" {
+		where += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	var total int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE `+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count deliveries: %w", err)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
+		append(args, p.Size, p.Offset())...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	list := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list deliveries: %w", err)
+		}
+		list = append(list, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+	}
+	return list, total, nil
+}
+
+func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
+	var d store.Delivery
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?,
+			lease_owner = NULL, completed_at = NULL WHERE id = ? AND account_id = ? RETURNING `+deliveryColumns,
+			ms(now), id, accountID))
+		if err != nil {
+			return fmt.Errorf("retry delivery %d: %w", id, notFound(err))
+		}
+		return nil
+	})
+	return d, err
+}
+
+func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats, error) {
+	var q store.QueueStats
+	err := s.rdb.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL),
+		count(*) FILTER (WHERE next_attempt_at > ?1 AND lease_owner IS NULL)
+		FROM deliveries WHERE status = 'pending'`, ms(now)).Scan(&q.Due, &q.Scheduled)
+	if err != nil {
+		return q, fmt.Errorf("queue stats: %w", err)
+	}
+	return q, nil
+}
+
+func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+			WHERE completed_at IS NOT NULL AND completed_at < ? ORDER BY completed_at LIMIT ?) RETURNING id`,
+			ms(p.Before), p.Limit)
+		if err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("prune deliveries: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		n = len(ids)
+		for len(ids) > 0 {
+			c := min(len(ids), 500)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE delivery_id IN (`+placeholders(c)+`)`, ids[:c]...); err != nil {
+				return fmt.Errorf("prune attempts: %w", err)
+			}
+			ids = ids[c:]
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e
+			WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+			ORDER BY e.created_at LIMIT ?)`, ms(p.Before), p.Limit); err != nil {
+			return fmt.Errorf("prune events: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE events SET idempotency_key = NULL
+			WHERE idempotency_key IS NOT NULL AND created_at < ?`, ms(p.IdempotencyBefore)); err != nil {
+			return fmt.Errorf("forget idempotency keys: %w", err)
+		}
+		return nil
+	})
+	return n, err
+}

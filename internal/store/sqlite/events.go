@@ -1,0 +1,163 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+type fanoutKey struct {
+	account int64
+	event   string
+}
+
+type target struct {
+	id     int64
+	status string
+}
+
+func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
+	results := make([]store.Published, len(p.Events))
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		st := &s.stmts
+		accountStmt := tx.StmtContext(ctx, st.accountExists)
+		fanoutStmt := tx.StmtContext(ctx, st.fanout)
+		idemStmt := tx.StmtContext(ctx, st.idempotent)
+		forgetStmt := tx.StmtContext(ctx, st.forgetKey)
+		eventStmt := tx.StmtContext(ctx, st.insertEvent)
+		deliveryStmt := tx.StmtContext(ctx, st.insertDelivery)
+
+		accounts := map[int64]bool{}
+		targets := map[fanoutKey][]target{}
+		for i, e := range p.Events {
+			results[i] = store.Published{EventID: e.ID, Type: e.Type}
+			exists, seen := accounts[e.AccountID]
+			if !seen {
+				var one int
+				err := accountStmt.QueryRowContext(ctx, e.AccountID).Scan(&one)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("get account %d: %w", e.AccountID, err)
+				}
+				exists = err == nil
+				accounts[e.AccountID] = exists
+			}
+			if !exists {
+				results[i].Err = fmt.Errorf("account %d: %w", e.AccountID, store.ErrNotFound)
+				continue
+			}
+			var key any
+			if e.IdempotencyKey != "" {
+				key = e.IdempotencyKey
+				var id, typ string
+				var n int
+				var created int64
+				err := idemStmt.QueryRowContext(ctx, e.AccountID, e.IdempotencyKey).Scan(&id, &typ, &n, &created)
+				switch {
+				case errors.Is(err, sql.ErrNoRows):
+				case err != nil:
+					return fmt.Errorf("look up idempotency key: %w", err)
+				case created > ms(p.IdempotencySince):
+					results[i] = store.Published{EventID: id, Type: typ, Deliveries: n, Duplicate: true}
+					continue
+				default:
+					// The earlier event is outside the window: its key no longer binds.
+					if _, err := forgetStmt.ExecContext(ctx, id); err != nil {
+						return fmt.Errorf("forget idempotency key: %w", err)
+					}
+				}
+			}
+			fk := fanoutKey{e.AccountID, e.Type}
+			ts, ok := targets[fk]
+			if !ok {
+				var err error
+				if ts, err = fanout(ctx, fanoutStmt, fk); err != nil {
+					return err
+				}
+				targets[fk] = ts
+			}
+			now := ms(e.CreatedAt)
+			if _, err := eventStmt.ExecContext(ctx, e.ID, e.AccountID, e.Type, e.Body, key, len(ts), now); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+			for _, t := range ts {
+				var err error
+				if t.status == store.WebhookActive {
+					_, err = deliveryStmt.ExecContext(ctx, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, now, nil)
+				} else {
+					_, err = deliveryStmt.ExecContext(ctx, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, now, now)
+				}
+				if err != nil {
+					return fmt.Errorf("insert delivery: %w", err)
+				}
+			}
+			results[i].Deliveries = len(ts)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) ([]target, error) {
+	rows, err := stmt.QueryContext(ctx, k.account, k.event)
+	if err != nil {
+		return nil, fmt.Errorf("find webhooks: %w", err)
+	}
+	defer rows.Close()
+	var ts []target
+	for rows.Next() {
+		var t target
+		if err := rows.Scan(&t.id, &t.status); err != nil {
+			return nil, fmt.Errorf("find webhooks: %w", err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find webhooks: %w", err)
+	}
+	return ts, nil
+}
+
+func (s *Store) EventBodies(ctx context.Context, ids []string) (map[string][]byte, error) {
+	bodies := make(map[string][]byte, len(ids))
+	const chunk = 500
+	args := make([]any, 0, chunk)
+	for len(ids) > 0 {
+		n := min(len(ids), chunk)
+		args = args[:0]
+		for _, id := range ids[:n] {
+			args = append(args, id)
+		}
+		ids = ids[n:]
+		rows, err := s.rdb.QueryContext(ctx, `SELECT id, body FROM events WHERE id IN (`+placeholders(n)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("event bodies: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var body []byte
+			if err := rows.Scan(&id, &body); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("event bodies: %w", err)
+			}
+			bodies[id] = body
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("event bodies: %w", err)
+		}
+	}
+	return bodies, nil
+}
+
+// placeholders returns "?, ?, …" with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

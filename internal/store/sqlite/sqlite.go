@@ -1,0 +1,325 @@
+// Package sqlite is the embedded store: one SQLite file in WAL mode (modernc.org/sqlite, no cgo).
+//
+// SQLite allows one writer at a time, so every write goes through one goroutine that owns the
+// only write connection. It takes whatever writes are waiting and commits them in one
+// transaction (each in its own savepoint, so one failing write does not undo the others): under
+// load many publishes, claims and outcomes share one commit and one fsync. Reads use a separate
+// pool of read-only connections, which WAL lets run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data directory.
+const FileName = "hookrelay.db"
+
+// maxBatch bounds the writes committed together, so one commit never grows without limit.
+const maxBatch = 512
+
+var errClosed = errors.New("sqlite store: closed")
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	wdb *sql.DB // one connection, used only by the writer goroutine
+	rdb *sql.DB // read-only connections
+
+	ops    chan *op
+	closed chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	stmts statements
+}
+
+type op struct {
+	ctx context.Context
+	fn  func(tx *sql.Tx) error
+	err chan error
+}
+
+// Options tune the store; the zero value is the durable default.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default) syncs the WAL at every
+	// commit, so a committed write survives power loss; "NORMAL" survives a process crash only.
+	Synchronous string
+	Logger      *slog.Logger
+}
+
+// Open opens (creating if needed) the database in dir and applies pending migrations.
+func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	sync := opt.Synchronous
+	if sync == "" {
+		sync = "FULL"
+	}
+	path := filepath.Join(dir, FileName)
+	pragmas := []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)"}
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	wdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if err := wdb.PingContext(ctx); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := migrate(ctx, wdb, opt.Logger); err != nil {
+		wdb.Close()
+		return nil, err
+	}
+
+	rq := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", "temp_store(MEMORY)"} {
+		rq.Add("_pragma", p)
+	}
+	rdb, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(8)
+	rdb.SetMaxIdleConns(8)
+	rdb.SetConnMaxIdleTime(0)
+
+	s := &Store{
+		wdb:    wdb,
+		rdb:    rdb,
+		ops:    make(chan *op, maxBatch),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	if err := s.stmts.prepare(ctx, wdb, rdb); err != nil {
+		s.wdb.Close()
+		s.rdb.Close()
+		return nil, err
+	}
+	go s.writer()
+	return s, nil
+}
+
+// Migrate applies pending migrations to the database in dir without keeping it open.
+func Migrate(ctx context.Context, dir string, logger *slog.Logger) error {
+	s, err := Open(ctx, dir, Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	if logger != nil {
+		for _, r := range results {
+			logger.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+		}
+	}
+	return nil
+}
+
+// Close stops the writer after the writes already queued and closes the database.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	<-s.done
+	s.stmts.close()
+	return errors.Join(s.rdb.Close(), s.wdb.Close())
+}
+
+// Ping reports whether both connections answer.
+func (s *Store) Ping(ctx context.Context) error {
+	select {
+	case <-s.closed:
+		return errClosed
+	default:
+	}
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return nil })
+}
+
+// write runs fn in the writer's next transaction and waits until it is committed.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return errClosed
+	}
+	// Once queued the write may be committed: wait for the verdict even if ctx ends.
+	return <-o.err
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		var first *op
+		select {
+		case first = <-s.ops:
+		case <-s.closed:
+			// Finish what was queued before Close.
+			for {
+				select {
+				case o := <-s.ops:
+					s.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs the batch in one transaction; each op sees only its own error, and a failed
+// commit fails every op that had succeeded.
+func (s *Store) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	tx, err := s.wdb.BeginTx(context.Background(), nil)
+	if err != nil {
+		for _, o := range batch {
+			o.err <- fmt.Errorf("begin: %w", err)
+		}
+		return
+	}
+	single := len(batch) == 1
+	for i, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if single {
+			errs[i] = o.fn(tx)
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+			errs[i] = fmt.Errorf("savepoint: %w", err)
+			continue
+		}
+		if errs[i] = o.fn(tx); errs[i] != nil {
+			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
+				errs[i] = errors.Join(errs[i], fmt.Errorf("rollback to savepoint: %w", err))
+			}
+		}
+		if _, err := tx.Exec("RELEASE op"); err != nil {
+			errs[i] = errors.Join(errs[i], fmt.Errorf("release savepoint: %w", err))
+		}
+	}
+	if single && errs[0] != nil {
+		tx.Rollback()
+		batch[0].err <- errs[0]
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
+	for i, o := range batch {
+		o.err <- errs[i]
+	}
+}
+
+// ms converts t to the stored form: milliseconds since the epoch.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMs converts a stored time back; 0 (NULL) is the zero time.
+func fromMs(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// nullMs stores the zero time as NULL.
+func nullMs(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(v int) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+var _ store.Store = (*Store)(nil)

@@ -1,0 +1,267 @@
+// Package store defines what hookrelay keeps and the one interface through which the rest of
+// the program reads and writes it. Drivers (sqlite, postgres) implement Store; the conformance
+// suite in storetest proves each of them behaves the same.
+//
+// Times handed to a Store are truncated to milliseconds and returned in UTC.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every driver returns for the same situations, so callers can map them to HTTP statuses.
+var (
+	// ErrNotFound: the row does not exist, or belongs to another account.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique value is already taken (an account email).
+	ErrConflict = errors.New("conflict")
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusIgnored   = "ignored"
+	StatusCancelled = "cancelled"
+)
+
+// DeliveryStatuses lists every delivery status, for validation and documentation.
+var DeliveryStatuses = []string{StatusPending, StatusSucceeded, StatusFailed, StatusIgnored, StatusCancelled}
+
+// Webhook statuses.
+const (
+	WebhookActive   = "active"
+	WebhookDisabled = "disabled"
+)
+
+// Account is a customer of the platform: it owns webhooks and API keys.
+type Account struct {
+	ID        int64
+	Email     string
+	Name      string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// NewAPIKey is what a store keeps of a freshly generated key: never the key itself.
+type NewAPIKey struct {
+	Prefix string // the first characters of the key, shown to tell keys apart
+	Hash   []byte // SHA-256 of the whole key
+}
+
+// APIKey is a stored account key.
+type APIKey struct {
+	ID         int64
+	AccountID  int64
+	Prefix     string
+	CreatedAt  time.Time
+	LastUsedAt time.Time // zero when never used
+}
+
+// Webhook is a customer's registration: deliver events of type Event to URL.
+type Webhook struct {
+	ID                     int64
+	AccountID              int64
+	Event                  string
+	URL                    string
+	Secret                 string
+	AlertEmail             string // empty when unset
+	SendAlertEmail         bool
+	SkipErrors             bool
+	SkipErrorCodes         []string
+	RetryOnError           bool
+	MaxThroughputPerMinute int
+	Status                 string // WebhookActive or WebhookDisabled
+	// Version grows by one with every change, so a cached copy can tell it is stale.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Page selects one page of a list: rows [Page*Size, Page*Size+Size) of the newest-first order.
+type Page struct {
+	Page int
+	Size int
+}
+
+// Offset is the number of rows before the page.
+func (p Page) Offset() int { return p.Page * p.Size }
+
+// WebhookFilter narrows ListWebhooks; zero values match everything.
+type WebhookFilter struct {
+	Event string
+}
+
+// NewEvent is an event accepted for publishing. Body is the exact bytes every webhook receives.
+type NewEvent struct {
+	ID             string
+	AccountID      int64
+	Type           string
+	Body           []byte
+	IdempotencyKey string // empty for none
+	CreatedAt      time.Time
+}
+
+// Published is the result of publishing one NewEvent.
+type Published struct {
+	EventID    string
+	Type       string
+	Deliveries int
+	// Duplicate: an event with the same idempotency key was published within the window;
+	// EventID, Type and Deliveries are that first event's and nothing new was stored.
+	Duplicate bool
+	// Err is set for an event that was not stored (ErrNotFound: its account does not exist).
+	Err error
+}
+
+// PublishParams is a batch of events to store, each with one delivery per matching webhook.
+type PublishParams struct {
+	Events []NewEvent
+	// IdempotencySince: an earlier event with the same account and key counts as the same
+	// event only when it was created after this time.
+	IdempotencySince time.Time
+}
+
+// Delivery is one event on its way to one webhook.
+type Delivery struct {
+	ID             int64
+	AccountID      int64
+	WebhookID      int64
+	EventID        string
+	Event          string
+	Status         string
+	Attempts       int
+	LastStatusCode int    // 0 when no response was received
+	LastError      string // empty when none
+	NextAttemptAt  time.Time
+	CreatedAt      time.Time
+	CompletedAt    time.Time // zero while pending
+}
+
+// Attempt is one HTTP request made for a delivery.
+type Attempt struct {
+	Attempt      int
+	At           time.Time
+	StatusCode   int // 0 when no response was received
+	DurationMs   int64
+	Error        string
+	ResponseBody string // the first 4 KiB
+}
+
+// DeliveryFilter narrows ListDeliveries; zero values match everything.
+type DeliveryFilter struct {
+	Status string
+}
+
+// Job is a delivery claimed for an attempt. The claim is a lease held by its owner until
+// LeaseUntil; after that any node may claim the delivery again.
+type Job struct {
+	DeliveryID     int64
+	AccountID      int64
+	WebhookID      int64
+	WebhookVersion int64 // 0 when the webhook no longer exists
+	EventID        string
+	Event          string
+	Attempts       int // attempts made before this claim
+	CreatedAt      time.Time
+}
+
+// ClaimParams asks for up to Limit deliveries due at Now.
+type ClaimParams struct {
+	Owner      string
+	Now        time.Time
+	Limit      int
+	LeaseUntil time.Time
+}
+
+// Outcome is what happened to a claimed delivery. It is applied only while Owner still holds
+// the lease, so a delivery changed meanwhile (cancelled, retried by hand) is not overwritten;
+// the attempt is logged either way.
+type Outcome struct {
+	DeliveryID int64
+	Owner      string
+	// Attempt is the request made, nil when the delivery is released or ended without one.
+	Attempt *Attempt
+	// Status is StatusPending to try again at NextAttemptAt, or a final status.
+	Status        string
+	NextAttemptAt time.Time
+	// Error explains an outcome without an attempt (for example "webhook deleted").
+	Error string
+	// At is when the outcome was decided; it becomes CompletedAt for a final status.
+	At time.Time
+}
+
+// QueueStats counts pending deliveries.
+type QueueStats struct {
+	Due       int // pending with NextAttemptAt <= now (claimed ones included)
+	Scheduled int // pending with NextAttemptAt > now
+}
+
+// PruneParams says what history may go.
+type PruneParams struct {
+	// Before: finished deliveries completed before it, and events created before it that no
+	// delivery refers to any more, are deleted.
+	Before time.Time
+	// IdempotencyBefore: idempotency keys of events created before it are forgotten.
+	IdempotencyBefore time.Time
+	// Limit bounds the deliveries deleted in one call, so a large backlog is pruned in steps.
+	Limit int
+}
+
+// Store is everything hookrelay asks of its database. Methods scoped by accountID answer
+// ErrNotFound for rows of another account, exactly as for missing rows.
+type Store interface {
+	// Ping reports whether the database is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateAccount(ctx context.Context, a Account, key NewAPIKey) (Account, APIKey, error)
+	GetAccount(ctx context.Context, id int64) (Account, error)
+	ListAccounts(ctx context.Context, p Page) ([]Account, int, error)
+	// UpdateAccount applies update to the stored account inside one transaction; an error
+	// from update aborts the change and is returned as is.
+	UpdateAccount(ctx context.Context, id int64, update func(*Account) error) (Account, error)
+
+	CreateAPIKey(ctx context.Context, accountID int64, key NewAPIKey, now time.Time) (APIKey, error)
+	ListAPIKeys(ctx context.Context, accountID int64) ([]APIKey, error)
+	DeleteAPIKey(ctx context.Context, accountID, keyID int64) error
+	// LookupAPIKey finds the key whose hash is given.
+	LookupAPIKey(ctx context.Context, hash []byte) (APIKey, error)
+	// TouchAPIKey records that the key was used at the given time.
+	TouchAPIKey(ctx context.Context, keyID int64, at time.Time) error
+
+	CreateWebhook(ctx context.Context, w Webhook) (Webhook, error)
+	GetWebhook(ctx context.Context, accountID, id int64) (Webhook, error)
+	// WebhookByID reads a webhook of any account (for the delivery engine).
+	WebhookByID(ctx context.Context, id int64) (Webhook, error)
+	ListWebhooks(ctx context.Context, accountID int64, f WebhookFilter, p Page) ([]Webhook, int, error)
+	// UpdateWebhook applies update to the stored webhook inside one transaction and bumps
+	// its Version; an error from update aborts the change and is returned as is.
+	UpdateWebhook(ctx context.Context, accountID, id int64, update func(*Webhook) error) (Webhook, error)
+	// DeleteWebhook deletes the webhook and cancels its pending deliveries in one transaction.
+	DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error
+
+	// Publish stores the events and their deliveries; when it returns nil every event whose
+	// Published.Err is nil is durable. Results are in the order of p.Events.
+	Publish(ctx context.Context, p PublishParams) ([]Published, error)
+	// EventBodies returns the bodies of the given events (missing ones are left out).
+	EventBodies(ctx context.Context, ids []string) (map[string][]byte, error)
+
+	// Claim leases due deliveries, oldest due first.
+	Claim(ctx context.Context, p ClaimParams) ([]Job, error)
+	// Complete records outcomes of claimed deliveries.
+	Complete(ctx context.Context, outcomes []Outcome) error
+	// Release gives back every lease held by owner, due at now.
+	Release(ctx context.Context, owner string, now time.Time) error
+
+	GetDelivery(ctx context.Context, accountID, id int64) (Delivery, []Attempt, error)
+	ListDeliveries(ctx context.Context, accountID, webhookID int64, f DeliveryFilter, p Page) ([]Delivery, int, error)
+	// RetryDelivery makes the delivery pending and due at now, whatever its state.
+	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (Delivery, error)
+	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
+	// Prune deletes old history and reports how many deliveries it deleted.
+	Prune(ctx context.Context, p PruneParams) (int, error)
+}

@@ -1,0 +1,959 @@
+// Package storetest is the conformance suite every store driver must pass: the same
+// behaviour, asserted the same way, whatever the database underneath.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// Open returns a new, empty store for one test; the driver's test registers its cleanup.
+type Open func(t *testing.T) store.Store
+
+// Run runs the whole suite against the driver.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, store.Store)
+	}{
+		{"Accounts", testAccounts},
+		{"APIKeys", testAPIKeys},
+		{"Webhooks", testWebhooks},
+		{"WebhookIsolation", testWebhookIsolation},
+		{"PublishFanout", testPublishFanout},
+		{"PublishIdempotency", testPublishIdempotency},
+		{"PublishUnknownAccount", testPublishUnknownAccount},
+		{"ClaimLease", testClaimLease},
+		{"ClaimConcurrent", testClaimConcurrent},
+		{"Complete", testComplete},
+		{"CompleteFenced", testCompleteFenced},
+		{"Release", testRelease},
+		{"DeleteWebhookCancels", testDeleteWebhookCancels},
+		{"RetryDelivery", testRetryDelivery},
+		{"ListDeliveries", testListDeliveries},
+		{"QueueStats", testQueueStats},
+		{"Prune", testPrune},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if r := recover(); r != nil {
+					f, ok := r.(failure)
+					if !ok {
+						panic(r)
+					}
+					t.Fatalf("unexpected error: %v", f.err)
+				}
+			}()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// t0 is a fixed, millisecond-precise instant the tests count from.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// failure carries an unexpected error out of must to the test that called it.
+type failure struct{ err error }
+
+// must returns v, or ends the calling test with err (Run turns the panic into t.Fatal).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(failure{err})
+	}
+	return v
+}
+
+func must2[T any](v T, n int, err error) (T, int) {
+	if err != nil {
+		panic(failure{err})
+	}
+	return v, n
+}
+
+var keySeq struct {
+	sync.Mutex
+	n int
+}
+
+func newKey() store.NewAPIKey {
+	keySeq.Lock()
+	defer keySeq.Unlock()
+	keySeq.n++
+	return store.NewAPIKey{Prefix: fmt.Sprintf("hr_%04d", keySeq.n), Hash: []byte(fmt.Sprintf("hash-%08d-%d", keySeq.n, time.Now().UnixNano()))}
+}
+
+func createAccount(t *testing.T, s store.Store, email string) store.Account {
+	t.Helper()
+	a, _, err := s.CreateAccount(context.Background(), store.Account{Email: email, Name: "Name of " + email, CreatedAt: t0}, newKey())
+	if err != nil {
+		t.Fatalf("create account %s: %v", email, err)
+	}
+	return a
+}
+
+func webhookFor(accountID int64, event string) store.Webhook {
+	return store.Webhook{
+		AccountID:              accountID,
+		Event:                  event,
+		URL:                    "https://example.com/hooks",
+		Secret:                 "s3cret",
+		SkipErrorCodes:         []string{},
+		RetryOnError:           true,
+		MaxThroughputPerMinute: 600,
+		Status:                 store.WebhookActive,
+		CreatedAt:              t0,
+		UpdatedAt:              t0,
+	}
+}
+
+func createWebhook(t *testing.T, s store.Store, accountID int64, event string) store.Webhook {
+	t.Helper()
+	return must(s.CreateWebhook(context.Background(), webhookFor(accountID, event)))
+}
+
+var eventSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newEvent(accountID int64, typ string, at time.Time) store.NewEvent {
+	eventSeq.Lock()
+	defer eventSeq.Unlock()
+	eventSeq.n++
+	id := fmt.Sprintf("evt-%d-%08d", time.Now().UnixNano(), eventSeq.n)
+	return store.NewEvent{ID: id, AccountID: accountID, Type: typ, Body: []byte(`{"type":"` + typ + `","n":` + fmt.Sprint(eventSeq.n) + `}`), CreatedAt: at}
+}
+
+func publish(t *testing.T, s store.Store, events ...store.NewEvent) []store.Published {
+	t.Helper()
+	res, err := s.Publish(context.Background(), store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	if len(res) != len(events) {
+		t.Fatalf("publish returned %d results for %d events", len(res), len(events))
+	}
+	return res
+}
+
+func claim(t *testing.T, s store.Store, owner string, now time.Time, limit int) []store.Job {
+	t.Helper()
+	return must(s.Claim(context.Background(), store.ClaimParams{Owner: owner, Now: now, Limit: limit, LeaseUntil: now.Add(time.Minute)}))
+}
+
+func deliveryIDs(jobs []store.Job) []int64 {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.DeliveryID
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func testAccounts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "Ops@Acme.test")
+	if a.ID == 0 || a.Email != "Ops@Acme.test" || a.Name != "Name of Ops@Acme.test" || !a.CreatedAt.Equal(t0) || !a.UpdatedAt.Equal(t0) {
+		t.Fatalf("created account = %+v", a)
+	}
+	got := must(s.GetAccount(ctx, a.ID))
+	if got != a {
+		t.Fatalf("GetAccount = %+v, want %+v", got, a)
+	}
+	if _, _, err := s.CreateAccount(ctx, store.Account{Email: "ops@acme.TEST", CreatedAt: t0}, newKey()); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate email (other case): err = %v, want ErrConflict", err)
+	}
+	if _, err := s.GetAccount(ctx, a.ID+1000); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetAccount(missing): err = %v, want ErrNotFound", err)
+	}
+	b := createAccount(t, s, "b@acme.test")
+	c := createAccount(t, s, "c@acme.test")
+
+	list, total := must2(s.ListAccounts(ctx, store.Page{Page: 0, Size: 2}))
+	if total != 3 || len(list) != 2 || list[0].ID != c.ID || list[1].ID != b.ID {
+		t.Fatalf("ListAccounts page 0 = %v total %d", list, total)
+	}
+	list, total = must2(s.ListAccounts(ctx, store.Page{Page: 1, Size: 2}))
+	if total != 3 || len(list) != 1 || list[0].ID != a.ID {
+		t.Fatalf("ListAccounts page 1 = %v total %d", list, total)
+	}
+
+	later := t0.Add(time.Hour)
+	upd, err := s.UpdateAccount(ctx, b.ID, func(x *store.Account) error {
+		x.Name = "Bee"
+		x.UpdatedAt = later
+		return nil
+	})
+	if err != nil || upd.Name != "Bee" || upd.Email != "b@acme.test" || !upd.UpdatedAt.Equal(later) || !upd.CreatedAt.Equal(t0) {
+		t.Fatalf("UpdateAccount = %+v, %v", upd, err)
+	}
+	if got := must(s.GetAccount(ctx, b.ID)); got != upd {
+		t.Fatalf("after update GetAccount = %+v, want %+v", got, upd)
+	}
+	_, err = s.UpdateAccount(ctx, b.ID, func(x *store.Account) error { x.Email = "C@acme.test"; return nil })
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateAccount to a taken email: err = %v, want ErrConflict", err)
+	}
+	refuse := errors.New("refused")
+	if _, err := s.UpdateAccount(ctx, b.ID, func(x *store.Account) error { x.Name = "changed"; return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("UpdateAccount with failing update: err = %v", err)
+	}
+	if got := must(s.GetAccount(ctx, b.ID)); got.Name != "Bee" {
+		t.Fatalf("a failed update changed the account: %+v", got)
+	}
+	if _, err := s.UpdateAccount(ctx, 99999, func(*store.Account) error { return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateAccount(missing): err = %v", err)
+	}
+}
+
+
+func testAPIKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := newKey()
+	a, k1, err := s.CreateAccount(ctx, store.Account{Email: "keys@acme.test", CreatedAt: t0}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k1.ID == 0 || k1.AccountID != a.ID || k1.Prefix != first.Prefix || !k1.CreatedAt.Equal(t0) || !k1.LastUsedAt.IsZero() {
+		t.Fatalf("first key = %+v", k1)
+	}
+	second := newKey()
+	k2 := must(s.CreateAPIKey(ctx, a.ID, second, t0.Add(time.Second)))
+	if k2.ID == k1.ID || k2.AccountID != a.ID {
+		t.Fatalf("second key = %+v", k2)
+	}
+	if _, err := s.CreateAPIKey(ctx, 99999, newKey(), t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateAPIKey for a missing account: err = %v", err)
+	}
+
+	got := must(s.LookupAPIKey(ctx, second.Hash))
+	if got.ID != k2.ID || got.AccountID != a.ID {
+		t.Fatalf("LookupAPIKey = %+v, want key %d", got, k2.ID)
+	}
+	if _, err := s.LookupAPIKey(ctx, []byte("no such hash")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LookupAPIKey(unknown): err = %v", err)
+	}
+
+	used := t0.Add(time.Minute)
+	if err := s.TouchAPIKey(ctx, k1.ID, used); err != nil {
+		t.Fatal(err)
+	}
+	keys := must(s.ListAPIKeys(ctx, a.ID))
+	if len(keys) != 2 || keys[0].ID != k2.ID || keys[1].ID != k1.ID || !keys[1].LastUsedAt.Equal(used) || !keys[0].LastUsedAt.IsZero() {
+		t.Fatalf("ListAPIKeys = %+v", keys)
+	}
+	if _, err := s.ListAPIKeys(ctx, 99999); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ListAPIKeys(missing account): err = %v", err)
+	}
+
+	other := createAccount(t, s, "other-keys@acme.test")
+	if err := s.DeleteAPIKey(ctx, other.ID, k1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteAPIKey through another account: err = %v", err)
+	}
+	if err := s.DeleteAPIKey(ctx, a.ID, k1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupAPIKey(ctx, first.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a deleted key is still found: err = %v", err)
+	}
+	if err := s.DeleteAPIKey(ctx, a.ID, k1.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteAPIKey twice: err = %v", err)
+	}
+	if keys := must(s.ListAPIKeys(ctx, a.ID)); len(keys) != 1 || keys[0].ID != k2.ID {
+		t.Fatalf("after delete ListAPIKeys = %+v", keys)
+	}
+}
+
+func testWebhooks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "hooks@acme.test")
+	in := webhookFor(a.ID, "delivery-status")
+	in.AlertEmail = "alerts@acme.test"
+	in.SendAlertEmail = true
+	in.SkipErrors = true
+	in.SkipErrorCodes = []string{"404", "410"}
+	in.RetryOnError = false
+	in.MaxThroughputPerMinute = 42
+	w := must(s.CreateWebhook(ctx, in))
+	if w.ID == 0 || w.Version == 0 {
+		t.Fatalf("created webhook has no id or version: %+v", w)
+	}
+	want := in
+	want.ID, want.Version = w.ID, w.Version
+	if !equalWebhook(w, want) {
+		t.Fatalf("CreateWebhook = %+v, want %+v", w, want)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); !equalWebhook(got, want) {
+		t.Fatalf("GetWebhook = %+v, want %+v", got, want)
+	}
+	if got := must(s.WebhookByID(ctx, w.ID)); !equalWebhook(got, want) {
+		t.Fatalf("WebhookByID = %+v, want %+v", got, want)
+	}
+	if _, err := s.CreateWebhook(ctx, webhookFor(99999, "delivery-status")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("CreateWebhook for a missing account: err = %v", err)
+	}
+
+	w2 := createWebhook(t, s, a.ID, "message-reply")
+	w3 := createWebhook(t, s, a.ID, "delivery-status")
+	list, total := must2(s.ListWebhooks(ctx, a.ID, store.WebhookFilter{}, store.Page{Size: 25}))
+	if total != 3 || len(list) != 3 || list[0].ID != w3.ID || list[1].ID != w2.ID || list[2].ID != w.ID {
+		t.Fatalf("ListWebhooks = %v (total %d)", ids(list), total)
+	}
+	if list[2].Secret != "s3cret" || !slices.Equal(list[2].SkipErrorCodes, []string{"404", "410"}) {
+		t.Fatalf("listed webhook lost fields: %+v", list[2])
+	}
+	list, total = must2(s.ListWebhooks(ctx, a.ID, store.WebhookFilter{Event: "delivery-status"}, store.Page{Page: 1, Size: 1}))
+	if total != 2 || len(list) != 1 || list[0].ID != w.ID {
+		t.Fatalf("ListWebhooks(event, page 1) = %v (total %d)", ids(list), total)
+	}
+
+	later := t0.Add(time.Hour)
+	upd, err := s.UpdateWebhook(ctx, a.ID, w.ID, func(x *store.Webhook) error {
+		x.URL = "https://example.org/new"
+		x.SkipErrorCodes = nil
+		x.AlertEmail = ""
+		x.UpdatedAt = later
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upd.URL != "https://example.org/new" || upd.Version != w.Version+1 || !upd.UpdatedAt.Equal(later) ||
+		!upd.CreatedAt.Equal(t0) || upd.AlertEmail != "" || len(upd.SkipErrorCodes) != 0 || upd.MaxThroughputPerMinute != 42 {
+		t.Fatalf("UpdateWebhook = %+v", upd)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); !equalWebhook(got, upd) {
+		t.Fatalf("after update GetWebhook = %+v, want %+v", got, upd)
+	}
+	refuse := errors.New("refused")
+	if _, err := s.UpdateWebhook(ctx, a.ID, w.ID, func(x *store.Webhook) error { x.URL = "x"; return refuse }); !errors.Is(err, refuse) {
+		t.Fatalf("UpdateWebhook with failing update: err = %v", err)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); got.URL != upd.URL || got.Version != upd.Version {
+		t.Fatalf("a failed update changed the webhook: %+v", got)
+	}
+
+	if err := s.DeleteWebhook(ctx, a.ID, w2.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetWebhook(ctx, a.ID, w2.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetWebhook after delete: err = %v", err)
+	}
+	if err := s.DeleteWebhook(ctx, a.ID, w2.ID, later); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteWebhook twice: err = %v", err)
+	}
+	// Ids are never reused, even for the newest row once deleted.
+	if err := s.DeleteWebhook(ctx, a.ID, w3.ID, later); err != nil {
+		t.Fatal(err)
+	}
+	w4 := createWebhook(t, s, a.ID, "delivery-status")
+	if w4.ID <= w3.ID {
+		t.Fatalf("a new webhook reused id %d (newest deleted was %d)", w4.ID, w3.ID)
+	}
+}
+
+func ids(list []store.Webhook) []int64 {
+	out := make([]int64, len(list))
+	for i, w := range list {
+		out[i] = w.ID
+	}
+	return out
+}
+
+func equalWebhook(a, b store.Webhook) bool {
+	return a.ID == b.ID && a.AccountID == b.AccountID && a.Event == b.Event && a.URL == b.URL && a.Secret == b.Secret &&
+		a.AlertEmail == b.AlertEmail && a.SendAlertEmail == b.SendAlertEmail && a.SkipErrors == b.SkipErrors &&
+		slices.Equal(a.SkipErrorCodes, b.SkipErrorCodes) && a.RetryOnError == b.RetryOnError &&
+		a.MaxThroughputPerMinute == b.MaxThroughputPerMinute && a.Status == b.Status && a.Version == b.Version &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func testWebhookIsolation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "a@iso.test")
+	b := createAccount(t, s, "b@iso.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	if _, err := s.GetWebhook(ctx, b.ID, w.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetWebhook from another account: err = %v", err)
+	}
+	if _, err := s.UpdateWebhook(ctx, b.ID, w.ID, func(x *store.Webhook) error { x.URL = "https://evil.test"; return nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateWebhook from another account: err = %v", err)
+	}
+	if err := s.DeleteWebhook(ctx, b.ID, w.ID, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteWebhook from another account: err = %v", err)
+	}
+	if list, total := must2(s.ListWebhooks(ctx, b.ID, store.WebhookFilter{}, store.Page{Size: 25})); total != 0 || len(list) != 0 {
+		t.Fatalf("another account lists %d webhooks", total)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); got.URL != w.URL {
+		t.Fatalf("webhook changed by another account: %+v", got)
+	}
+
+	res := publish(t, s, newEvent(a.ID, "message-send", t0))
+	jobs := claim(t, s, "node", t0, 10)
+	if len(jobs) != 1 || res[0].Deliveries != 1 {
+		t.Fatalf("claimed %d jobs", len(jobs))
+	}
+	if _, _, err := s.GetDelivery(ctx, b.ID, jobs[0].DeliveryID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetDelivery from another account: err = %v", err)
+	}
+	if _, err := s.RetryDelivery(ctx, b.ID, jobs[0].DeliveryID, t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RetryDelivery from another account: err = %v", err)
+	}
+	if list, total := must2(s.ListDeliveries(ctx, b.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25})); total != 0 || len(list) != 0 {
+		t.Fatalf("another account lists %d deliveries", total)
+	}
+}
+
+func testPublishFanout(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "fan@acme.test")
+	b := createAccount(t, s, "fan-b@acme.test")
+	w1 := createWebhook(t, s, a.ID, "delivery-status")
+	w2 := createWebhook(t, s, a.ID, "delivery-status")
+	createWebhook(t, s, a.ID, "message-reply")
+	createWebhook(t, s, b.ID, "delivery-status")
+	disabled := webhookFor(a.ID, "delivery-status")
+	disabled.Status = store.WebhookDisabled
+	w4 := must(s.CreateWebhook(ctx, disabled))
+
+	e1 := newEvent(a.ID, "delivery-status", t0)
+	e2 := newEvent(a.ID, "number-opt-in", t0)
+	res := publish(t, s, e1, e2)
+	if res[0].Err != nil || res[0].EventID != e1.ID || res[0].Type != "delivery-status" || res[0].Deliveries != 3 || res[0].Duplicate {
+		t.Fatalf("publish e1 = %+v", res[0])
+	}
+	if res[1].Err != nil || res[1].Deliveries != 0 {
+		t.Fatalf("publish e2 (no webhooks) = %+v", res[1])
+	}
+
+	jobs := claim(t, s, "node", t0, 100)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d jobs, want 2 (the disabled webhook's delivery is cancelled)", len(jobs))
+	}
+	hooks := []int64{jobs[0].WebhookID, jobs[1].WebhookID}
+	slices.Sort(hooks)
+	if !slices.Equal(hooks, []int64{w1.ID, w2.ID}) {
+		t.Fatalf("claimed deliveries for webhooks %v, want %v", hooks, []int64{w1.ID, w2.ID})
+	}
+	for _, j := range jobs {
+		if j.EventID != e1.ID || j.Event != "delivery-status" || j.AccountID != a.ID || j.Attempts != 0 || !j.CreatedAt.Equal(t0) || j.WebhookVersion != 1 {
+			t.Fatalf("job = %+v", j)
+		}
+	}
+	list, total := must2(s.ListDeliveries(ctx, a.ID, w4.ID, store.DeliveryFilter{}, store.Page{Size: 25}))
+	if total != 1 || list[0].Status != store.StatusCancelled || list[0].LastError == "" || list[0].CompletedAt.IsZero() {
+		t.Fatalf("disabled webhook's deliveries = %+v", list)
+	}
+
+	bodies := must(s.EventBodies(ctx, []string{e1.ID, e2.ID, "missing", e1.ID}))
+	if len(bodies) != 2 || !bytes.Equal(bodies[e1.ID], e1.Body) || !bytes.Equal(bodies[e2.ID], e2.Body) {
+		t.Fatalf("EventBodies = %q", bodies)
+	}
+
+	// A webhook created after the event gets nothing of it.
+	late := createWebhook(t, s, a.ID, "number-opt-in")
+	if _, n := must2(s.ListDeliveries(ctx, a.ID, late.ID, store.DeliveryFilter{}, store.Page{Size: 25})); n != 0 {
+		t.Fatalf("a webhook created after publish got %d deliveries", n)
+	}
+}
+
+func testPublishIdempotency(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "idem@acme.test")
+	b := createAccount(t, s, "idem-b@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	createWebhook(t, s, b.ID, "message-send")
+
+	e1 := newEvent(a.ID, "message-send", t0)
+	e1.IdempotencyKey = "k-1"
+	first := publish(t, s, e1)[0]
+	if first.Duplicate || first.Deliveries != 1 {
+		t.Fatalf("first publish = %+v", first)
+	}
+	again := newEvent(a.ID, "message-send", t0.Add(time.Minute))
+	again.IdempotencyKey = "k-1"
+	inBatch := newEvent(a.ID, "message-send", t0.Add(time.Minute))
+	inBatch.IdempotencyKey = "k-2"
+	inBatchAgain := newEvent(a.ID, "message-send", t0.Add(time.Minute))
+	inBatchAgain.IdempotencyKey = "k-2"
+	otherAccount := newEvent(b.ID, "message-send", t0.Add(time.Minute))
+	otherAccount.IdempotencyKey = "k-1"
+	res := publish(t, s, again, inBatch, inBatchAgain, otherAccount)
+	if !res[0].Duplicate || res[0].EventID != e1.ID || res[0].Deliveries != 1 || res[0].Type != "message-send" {
+		t.Fatalf("same key again = %+v, want the first event %s", res[0], e1.ID)
+	}
+	if res[1].Duplicate || !res[2].Duplicate || res[2].EventID != inBatch.ID {
+		t.Fatalf("same key twice in one batch = %+v, %+v", res[1], res[2])
+	}
+	if res[3].Duplicate || res[3].EventID != otherAccount.ID {
+		t.Fatalf("same key, other account = %+v", res[3])
+	}
+	if jobs := claim(t, s, "node", t0.Add(time.Hour), 100); len(jobs) != 3 {
+		t.Fatalf("claimed %d deliveries, want 3 (duplicates create none)", len(jobs))
+	}
+
+	// Outside the window the key binds no more: a new event is stored.
+	late := newEvent(a.ID, "message-send", t0.Add(25*time.Hour))
+	late.IdempotencyKey = "k-1"
+	res2, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{late}, IdempotencySince: t0.Add(time.Hour)})
+	if err != nil || res2[0].Duplicate || res2[0].EventID != late.ID {
+		t.Fatalf("publish after the window = %+v, %v", res2, err)
+	}
+	// And the new event now holds the key.
+	late2 := newEvent(a.ID, "message-send", t0.Add(25*time.Hour))
+	late2.IdempotencyKey = "k-1"
+	res3, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{late2}, IdempotencySince: t0.Add(time.Hour)})
+	if err != nil || !res3[0].Duplicate || res3[0].EventID != late.ID {
+		t.Fatalf("publish again after the window = %+v, %v", res3, err)
+	}
+}
+
+func testPublishUnknownAccount(t *testing.T, s store.Store) {
+	a := createAccount(t, s, "known@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	res := publish(t, s, newEvent(99999, "message-send", t0), newEvent(a.ID, "message-send", t0))
+	if !errors.Is(res[0].Err, store.ErrNotFound) {
+		t.Fatalf("unknown account: err = %v", res[0].Err)
+	}
+	if res[1].Err != nil || res[1].Deliveries != 1 {
+		t.Fatalf("the other event of the batch = %+v", res[1])
+	}
+}
+
+func testClaimLease(t *testing.T, s store.Store) {
+	a := createAccount(t, s, "lease@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	for i := range 5 {
+		publish(t, s, newEvent(a.ID, "message-send", t0.Add(time.Duration(i)*time.Second)))
+	}
+	if jobs := claim(t, s, "n1", t0.Add(-time.Second), 10); len(jobs) != 0 {
+		t.Fatalf("claimed %d deliveries before they were due", len(jobs))
+	}
+	now := t0.Add(2 * time.Second)
+	first := claim(t, s, "n1", now, 2)
+	if len(first) != 2 || !first[0].CreatedAt.Before(now.Add(time.Millisecond)) {
+		t.Fatalf("first claim = %+v", first)
+	}
+	for _, j := range first {
+		if !j.CreatedAt.Before(t0.Add(2 * time.Second)) {
+			t.Fatalf("claim did not take the oldest due first: %+v", first)
+		}
+		if j.WebhookID != w.ID {
+			t.Fatalf("job webhook = %d", j.WebhookID)
+		}
+	}
+	second := claim(t, s, "n2", now, 10)
+	if len(second) != 1 {
+		t.Fatalf("second claim got %d, want the 1 remaining due delivery", len(second))
+	}
+	if slices.Contains(deliveryIDs(first), second[0].DeliveryID) {
+		t.Fatal("a leased delivery was claimed again")
+	}
+	// The leases run for a minute; after that the deliveries are due again.
+	if jobs := claim(t, s, "n2", now.Add(59*time.Second), 10); len(jobs) != 2 {
+		t.Fatalf("before the leases end claimed %d, want the 2 that became due", len(jobs))
+	}
+	again := claim(t, s, "n2", now.Add(61*time.Second), 10)
+	if !slices.Equal(deliveryIDs(again), deliveryIDs(append(first, second...))) {
+		t.Fatalf("after the leases ended claimed %v, want %v", deliveryIDs(again), deliveryIDs(append(first, second...)))
+	}
+}
+
+func testClaimConcurrent(t *testing.T, s store.Store) {
+	a := createAccount(t, s, "conc@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	createWebhook(t, s, a.ID, "message-send")
+	const events = 200
+	batch := make([]store.NewEvent, events)
+	for i := range batch {
+		batch[i] = newEvent(a.ID, "message-send", t0)
+	}
+	publish(t, s, batch...)
+
+	var mu sync.Mutex
+	seen := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for n := range 4 {
+		owner := fmt.Sprintf("node-%d", n)
+		wg.Go(func() {
+			for {
+				jobs, err := s.Claim(context.Background(), store.ClaimParams{Owner: owner, Now: t0, Limit: 7, LeaseUntil: t0.Add(time.Hour)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(jobs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range jobs {
+					if prev, dup := seen[j.DeliveryID]; dup {
+						mu.Unlock()
+						errs <- fmt.Errorf("delivery %d claimed by %s and %s", j.DeliveryID, prev, owner)
+						return
+					}
+					seen[j.DeliveryID] = owner
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != 2*events {
+		t.Fatalf("claimed %d distinct deliveries, want %d", len(seen), 2*events)
+	}
+}
+
+func testComplete(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "complete@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0))
+	jobs := claim(t, s, "n1", t0, 10)
+	if len(jobs) != 2 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+	ok, retry := jobs[0], jobs[1]
+	at := t0.Add(time.Second)
+	err := s.Complete(ctx, []store.Outcome{
+		{DeliveryID: ok.DeliveryID, Owner: "n1", Status: store.StatusSucceeded, At: at,
+			Attempt: &store.Attempt{Attempt: 1, At: at, StatusCode: 200, DurationMs: 12, ResponseBody: "ok"}},
+		{DeliveryID: retry.DeliveryID, Owner: "n1", Status: store.StatusPending, NextAttemptAt: at.Add(30 * time.Second), At: at,
+			Attempt: &store.Attempt{Attempt: 1, At: at, StatusCode: 500, DurationMs: 3, Error: "HTTP 500", ResponseBody: "boom"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, attempts := must2attempts(t, s, a.ID, ok.DeliveryID)
+	if d.Status != store.StatusSucceeded || d.Attempts != 1 || d.LastStatusCode != 200 || d.LastError != "" ||
+		!d.CompletedAt.Equal(at) || !d.NextAttemptAt.IsZero() || d.WebhookID != w.ID || d.EventID != ok.EventID || d.Event != "message-send" {
+		t.Fatalf("succeeded delivery = %+v", d)
+	}
+	if len(attempts) != 1 || attempts[0] != (store.Attempt{Attempt: 1, At: at, StatusCode: 200, DurationMs: 12, ResponseBody: "ok"}) {
+		t.Fatalf("attempt log = %+v", attempts)
+	}
+	d, _ = must2attempts(t, s, a.ID, retry.DeliveryID)
+	if d.Status != store.StatusPending || d.Attempts != 1 || d.LastStatusCode != 500 || d.LastError != "HTTP 500" ||
+		!d.NextAttemptAt.Equal(at.Add(30*time.Second)) || !d.CompletedAt.IsZero() {
+		t.Fatalf("rescheduled delivery = %+v", d)
+	}
+	if jobs := claim(t, s, "n1", at.Add(29*time.Second), 10); len(jobs) != 0 {
+		t.Fatalf("claimed %d before the retry was due", len(jobs))
+	}
+	jobs = claim(t, s, "n1", at.Add(30*time.Second), 10)
+	if len(jobs) != 1 || jobs[0].DeliveryID != retry.DeliveryID || jobs[0].Attempts != 1 {
+		t.Fatalf("retry claim = %+v", jobs)
+	}
+	at2 := at.Add(31 * time.Second)
+	err = s.Complete(ctx, []store.Outcome{{DeliveryID: retry.DeliveryID, Owner: "n1", Status: store.StatusFailed, At: at2,
+		Attempt: &store.Attempt{Attempt: 2, At: at2, DurationMs: 15000, Error: "timeout"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, attempts = must2attempts(t, s, a.ID, retry.DeliveryID)
+	if d.Status != store.StatusFailed || d.Attempts != 2 || d.LastStatusCode != 0 || d.LastError != "timeout" || !d.CompletedAt.Equal(at2) {
+		t.Fatalf("failed delivery = %+v", d)
+	}
+	if len(attempts) != 2 || attempts[0].Attempt != 1 || attempts[0].ResponseBody != "boom" || attempts[1].Attempt != 2 || attempts[1].StatusCode != 0 {
+		t.Fatalf("attempt log = %+v", attempts)
+	}
+}
+
+func must2attempts(t *testing.T, s store.Store, accountID, id int64) (store.Delivery, []store.Attempt) {
+	t.Helper()
+	d, a, err := s.GetDelivery(context.Background(), accountID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, a
+}
+
+func testCompleteFenced(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "fence@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0))
+	old := claim(t, s, "dead-node", t0, 1)
+	// The lease ends, another node takes the delivery over and succeeds.
+	taken := claim(t, s, "live-node", t0.Add(2*time.Minute), 1)
+	if len(old) != 1 || len(taken) != 1 || taken[0].DeliveryID != old[0].DeliveryID {
+		t.Fatalf("claims = %+v, %+v", old, taken)
+	}
+	at := t0.Add(2 * time.Minute)
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: taken[0].DeliveryID, Owner: "live-node", Status: store.StatusSucceeded, At: at,
+		Attempt: &store.Attempt{Attempt: 1, At: at, StatusCode: 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	// The old owner's late outcome must not undo that.
+	late := at.Add(time.Second)
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: old[0].DeliveryID, Owner: "dead-node", Status: store.StatusPending,
+		NextAttemptAt: late.Add(time.Minute), At: late, Attempt: &store.Attempt{Attempt: 1, At: late, StatusCode: 500}}}); err != nil {
+		t.Fatal(err)
+	}
+	d, attempts := must2attempts(t, s, a.ID, old[0].DeliveryID)
+	if d.Status != store.StatusSucceeded || d.Attempts != 1 || d.LastStatusCode != 200 {
+		t.Fatalf("a stale outcome changed the delivery: %+v", d)
+	}
+	if len(attempts) != 2 {
+		t.Fatalf("attempt log has %d entries, want both requests logged", len(attempts))
+	}
+}
+
+func testRelease(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "release@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	for range 3 {
+		publish(t, s, newEvent(a.ID, "message-send", t0))
+	}
+	mine := claim(t, s, "me", t0, 2)
+	theirs := claim(t, s, "them", t0, 1)
+	if len(mine) != 2 || len(theirs) != 1 {
+		t.Fatalf("claims %d %d", len(mine), len(theirs))
+	}
+	now := t0.Add(time.Second)
+	if err := s.Release(ctx, "me", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, s, "x", now, 10); !slices.Equal(deliveryIDs(got), deliveryIDs(mine)) {
+		t.Fatalf("after Release(me) claimed %v, want %v", deliveryIDs(got), deliveryIDs(mine))
+	}
+	if err := s.Release(ctx, "", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim(t, s, "y", now, 10); len(got) != 3 {
+		t.Fatalf("after Release(all) claimed %d, want 3", len(got))
+	}
+}
+
+func testDeleteWebhookCancels(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "cancel@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	keep := createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0))
+	var done, inflight int64
+	for _, j := range claim(t, s, "n", t0, 10) {
+		if j.WebhookID != w.ID {
+			continue
+		}
+		if done == 0 {
+			done = j.DeliveryID
+			if err := s.Complete(ctx, []store.Outcome{{DeliveryID: j.DeliveryID, Owner: "n", Status: store.StatusSucceeded, At: t0,
+				Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}}}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			inflight = j.DeliveryID
+		}
+	}
+	if err := s.DeleteWebhook(ctx, a.ID, w.ID, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := must2attempts(t, s, a.ID, inflight)
+	if d.Status != store.StatusCancelled || d.CompletedAt.IsZero() || d.LastError == "" {
+		t.Fatalf("pending delivery of a deleted webhook = %+v", d)
+	}
+	if d, _ := must2attempts(t, s, a.ID, done); d.Status != store.StatusSucceeded {
+		t.Fatalf("a finished delivery changed on delete: %+v", d)
+	}
+	// The in-flight attempt ends after the delete: its outcome does not revive the delivery.
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: inflight, Owner: "n", Status: store.StatusPending, At: t0,
+		NextAttemptAt: t0.Add(time.Second), Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 500}}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := must2attempts(t, s, a.ID, inflight); d.Status != store.StatusCancelled {
+		t.Fatalf("an outcome revived a cancelled delivery: %+v", d)
+	}
+	if jobs := claim(t, s, "n", t0.Add(time.Hour), 10); len(jobs) != 2 || jobs[0].WebhookID != keep.ID || jobs[1].WebhookID != keep.ID {
+		t.Fatalf("after delete claimed %+v, want only the other webhook's two (their leases ended)", jobs)
+	}
+	w2 := must(s.WebhookByID(ctx, keep.ID))
+	if w2.ID != keep.ID {
+		t.Fatal("the other webhook is gone")
+	}
+	if _, err := s.WebhookByID(ctx, w.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("WebhookByID(deleted): err = %v", err)
+	}
+
+	// A job whose webhook is gone claims with version 0.
+	gone := createWebhook(t, s, a.ID, "number-opt-in")
+	publish(t, s, newEvent(a.ID, "number-opt-in", t0.Add(2*time.Hour)))
+	if err := s.DeleteWebhook(ctx, a.ID, gone.ID, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if jobs := claim(t, s, "n", t0.Add(3*time.Hour), 10); len(jobs) != 2 {
+		t.Fatalf("claimed %d", len(jobs))
+	}
+}
+
+func testRetryDelivery(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "retry@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0))
+	j := claim(t, s, "n", t0, 1)[0]
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: j.DeliveryID, Owner: "n", Status: store.StatusFailed, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 500, Error: "HTTP 500"}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Hour)
+	d := must(s.RetryDelivery(ctx, a.ID, j.DeliveryID, now))
+	if d.Status != store.StatusPending || !d.NextAttemptAt.Equal(now) || !d.CompletedAt.IsZero() || d.Attempts != 1 || d.LastStatusCode != 500 {
+		t.Fatalf("retried delivery = %+v", d)
+	}
+	jobs := claim(t, s, "n", now, 10)
+	if len(jobs) != 1 || jobs[0].DeliveryID != j.DeliveryID || jobs[0].Attempts != 1 {
+		t.Fatalf("claim after retry = %+v", jobs)
+	}
+	if _, err := s.RetryDelivery(ctx, a.ID, 99999, now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("RetryDelivery(missing): err = %v", err)
+	}
+}
+
+func testListDeliveries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "list@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	other := createWebhook(t, s, a.ID, "message-send")
+	for range 3 {
+		publish(t, s, newEvent(a.ID, "message-send", t0))
+	}
+	jobs := claim(t, s, "n", t0, 100)
+	var mine []int64
+	for _, j := range jobs {
+		if j.WebhookID == w.ID {
+			mine = append(mine, j.DeliveryID)
+		}
+	}
+	slices.Sort(mine)
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: mine[0], Owner: "n", Status: store.StatusIgnored, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 404}}}); err != nil {
+		t.Fatal(err)
+	}
+	list, total := must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 2}))
+	if total != 3 || len(list) != 2 || list[0].ID != mine[2] || list[1].ID != mine[1] {
+		t.Fatalf("ListDeliveries = %+v (total %d), want newest first of %v", list, total, mine)
+	}
+	list, total = must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{Status: store.StatusIgnored}, store.Page{Size: 25}))
+	if total != 1 || len(list) != 1 || list[0].ID != mine[0] || list[0].Status != store.StatusIgnored || list[0].LastStatusCode != 404 {
+		t.Fatalf("ListDeliveries(ignored) = %+v", list)
+	}
+	if _, total := must2(s.ListDeliveries(ctx, a.ID, other.ID, store.DeliveryFilter{Status: store.StatusPending}, store.Page{Size: 25})); total != 3 {
+		t.Fatalf("other webhook pending total = %d", total)
+	}
+}
+
+func testQueueStats(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "stats@acme.test")
+	createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0.Add(time.Hour)))
+	q := must(s.QueueStats(ctx, t0))
+	if q.Due != 2 || q.Scheduled != 1 {
+		t.Fatalf("QueueStats = %+v, want 2 due, 1 scheduled", q)
+	}
+	j := claim(t, s, "n", t0, 1)[0]
+	if q := must(s.QueueStats(ctx, t0)); q.Due != 2 || q.Scheduled != 1 {
+		t.Fatalf("QueueStats with one claimed = %+v, want it still counted as due", q)
+	}
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: j.DeliveryID, Owner: "n", Status: store.StatusSucceeded, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	if q := must(s.QueueStats(ctx, t0)); q.Due != 1 || q.Scheduled != 1 {
+		t.Fatalf("QueueStats after success = %+v", q)
+	}
+}
+
+func testPrune(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "prune@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	old := newEvent(a.ID, "message-send", t0)
+	old.IdempotencyKey = "old-key"
+	pendingOld := newEvent(a.ID, "message-send", t0)
+	pendingOld.IdempotencyKey = "pending-key"
+	fresh := newEvent(a.ID, "message-send", t0.Add(48*time.Hour))
+	fresh.IdempotencyKey = "fresh-key"
+	publish(t, s, old, pendingOld)
+	publish(t, s, fresh)
+
+	var oldID, pendingID, freshID int64
+	for _, j := range claim(t, s, "n", t0.Add(48*time.Hour), 10) {
+		switch j.EventID {
+		case old.ID:
+			oldID = j.DeliveryID
+		case pendingOld.ID:
+			pendingID = j.DeliveryID
+		case fresh.ID:
+			freshID = j.DeliveryID
+		}
+	}
+	done := []store.Outcome{
+		{DeliveryID: oldID, Owner: "n", Status: store.StatusSucceeded, At: t0.Add(time.Hour), Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}},
+		{DeliveryID: freshID, Owner: "n", Status: store.StatusSucceeded, At: t0.Add(48 * time.Hour), Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}},
+		{DeliveryID: pendingID, Owner: "n", Status: store.StatusPending, NextAttemptAt: t0.Add(72 * time.Hour), At: t0},
+	}
+	if err := s.Complete(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Prune(ctx, store.PruneParams{Before: t0.Add(24 * time.Hour), IdempotencyBefore: t0.Add(47 * time.Hour), Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("Prune deleted %d deliveries, want 1", n)
+	}
+	if _, _, err := s.GetDelivery(ctx, a.ID, oldID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("old finished delivery survived: err = %v", err)
+	}
+	if d, _ := must2attempts(t, s, a.ID, pendingID); d.Status != store.StatusPending {
+		t.Fatalf("a pending delivery was pruned or changed: %+v", d)
+	}
+	if _, attempts := must2attempts(t, s, a.ID, freshID); len(attempts) != 1 {
+		t.Fatal("a recent delivery lost its attempts")
+	}
+	bodies := must(s.EventBodies(ctx, []string{old.ID, pendingOld.ID, fresh.ID}))
+	if _, ok := bodies[old.ID]; ok {
+		t.Fatal("an old event with no deliveries left survived")
+	}
+	if _, ok := bodies[pendingOld.ID]; !ok {
+		t.Fatal("an old event with a pending delivery was pruned")
+	}
+	if _, ok := bodies[fresh.ID]; !ok {
+		t.Fatal("a recent event was pruned")
+	}
+	// The old event's key is forgotten: reusing it makes a new event, even within a wide
+	// window; the recent event's key still binds.
+	reuse := newEvent(a.ID, "message-send", t0.Add(49*time.Hour))
+	reuse.IdempotencyKey = "pending-key"
+	reuseFresh := newEvent(a.ID, "message-send", t0.Add(49*time.Hour))
+	reuseFresh.IdempotencyKey = "fresh-key"
+	res, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{reuse, reuseFresh}, IdempotencySince: t0.Add(-time.Hour)})
+	if err != nil || res[0].Duplicate {
+		t.Fatalf("a key older than IdempotencyBefore still binds: %+v, %v", res, err)
+	}
+	if !res[1].Duplicate || res[1].EventID != fresh.ID {
+		t.Fatalf("a recent key was forgotten: %+v", res[1])
+	}
+	if list, _ := must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25})); len(list) != 3 {
+		t.Fatalf("after prune the webhook has %d deliveries, want 3 (pending, fresh, reuse)", len(list))
+	}
+}
