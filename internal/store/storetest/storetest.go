@@ -216,7 +216,6 @@ func testAccounts(t *testing.T, s store.Store) {
 	}
 }
 
-
 func testAPIKeys(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	first := newKey()
