@@ -48,9 +48,16 @@ var (
 	errAccountName  = fmt.Errorf("name must be a string of at most %d characters", maxNameLen)
 )
 
+// validAccountEmail is validEmail without the placeholder of the published example (see
+// HiddenEmail): an account's email is where alerts go when a webhook names no usable address,
+// so it must be a real one.
+func validAccountEmail(s string) bool {
+	return validEmail(s) && s != HiddenEmail && s != "[email protected]"
+}
+
 // CheckAccount checks an account's email and name as the API does (the CLI uses it).
 func CheckAccount(email, name string) error {
-	if !validEmail(email) {
+	if !validAccountEmail(email) {
 		return errAccountEmail
 	}
 	if utf8.RuneCountInString(name) > maxNameLen {
@@ -62,7 +69,7 @@ func CheckAccount(email, name string) error {
 func applyAccount(o object, a *store.Account) error {
 	if o.has("email") {
 		v, err := o.str("email")
-		if err != nil || !validEmail(v) {
+		if err != nil || !validAccountEmail(v) {
 			return errAccountEmail
 		}
 		a.Email = v
@@ -127,11 +134,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request, _ caller) 
 		s.internalError(w, r, err)
 		return
 	}
-	views := make([]Account, len(accounts))
-	for i, a := range accounts {
-		views[i] = accountView(a)
-	}
-	writeJSON(w, http.StatusOK, listOf(views, p, total))
+	writeList(w, accounts, accountView, p, total)
 }
 
 func accountNotFound(r *http.Request) string {
@@ -214,11 +217,7 @@ func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, _ caller) {
 	}
 	total := len(keys)
 	keys = keys[min(p.Offset(), total):min(p.Offset()+p.Size, total)]
-	views := make([]APIKey, len(keys))
-	for i, k := range keys {
-		views[i] = apiKeyView(k)
-	}
-	writeJSON(w, http.StatusOK, listOf(views, p, total))
+	writeList(w, keys, apiKeyView, p, total)
 }
 
 func (s *Server) deleteAPIKey(w http.ResponseWriter, r *http.Request, _ caller) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/apikey"
+	"github.com/hookrelay/hookrelay/internal/delivery"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/store"
 )
 
@@ -31,15 +33,7 @@ type Engine interface {
 	// will be sent to it.
 	WebhookDeleted(id int64)
 	// Test sends a sample event to the webhook now and reports what happened.
-	Test(ctx context.Context, w store.Webhook) (TestResult, error)
-}
-
-// TestResult is the outcome of a test send.
-type TestResult struct {
-	StatusCode int
-	DurationMs int64
-	Error      string
-	Success    bool
+	Test(ctx context.Context, w store.Webhook) (delivery.TestResult, error)
 }
 
 // Config is what the API needs to know beyond its store.
@@ -52,8 +46,8 @@ type Config struct {
 	AllowPrivateDestinations bool
 	// IdempotencyWindow is how long an idempotency key binds (24h by default).
 	IdempotencyWindow time.Duration
-	// Metrics serves GET /metrics; nil answers 404.
-	Metrics http.Handler
+	// Metrics counts published events and serves GET /metrics; nil answers 404.
+	Metrics *metrics.Metrics
 	Logger  *slog.Logger
 	// Now is the clock (time.Now by default); tests may replace it.
 	Now func() time.Time
@@ -147,6 +141,14 @@ func (s *Server) table() []Route {
 		{Method: "GET", Pattern: "/v3/webhooks/{id}", access: account, handler: s.getWebhook},
 		{Method: "PATCH", Pattern: "/v3/webhooks/{id}", access: account, body: true, handler: s.updateWebhook},
 		{Method: "DELETE", Pattern: "/v3/webhooks/{id}", access: account, handler: s.deleteWebhook},
+		{Method: "GET", Pattern: "/v3/webhooks/{id}/deliveries", access: account, handler: s.listDeliveries},
+		{Method: "POST", Pattern: "/v3/webhooks/{id}/test", access: account, handler: s.testWebhook},
+
+		{Method: "POST", Pattern: "/v3/events", access: admin, body: true, handler: s.createEvent},
+		{Method: "POST", Pattern: "/v3/events/batch", access: admin, body: true, handler: s.createEvents},
+
+		{Method: "GET", Pattern: "/v3/deliveries/{id}", access: account, handler: s.getDelivery},
+		{Method: "POST", Pattern: "/v3/deliveries/{id}/retry", access: account, handler: s.retryDelivery},
 	}
 }
 
@@ -220,10 +222,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt Route) {
 			return
 		}
 		if r.ContentLength > MaxBodySize {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "request body must be at most 1 MiB (1048576 bytes)")
+			tooLarge(w, r)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodySize)
 	}
 	rt.handler(w, r, c)
 }

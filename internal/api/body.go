@@ -19,14 +19,13 @@ type object map[string]json.RawMessage
 // readObject reads the body as one JSON object whose members are all in allowed. On failure it
 // has answered (400 or 413) and returns false.
 func readObject(w http.ResponseWriter, r *http.Request, allowed ...string) (object, bool) {
-	b, err := io.ReadAll(r.Body)
+	b, err := io.ReadAll(io.LimitReader(r.Body, MaxBodySize+1))
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "request body must be at most 1 MiB (1048576 bytes)")
-		} else {
-			writeError(w, r, http.StatusBadRequest, "could not read the request body: "+err.Error())
-		}
+		writeError(w, r, http.StatusBadRequest, "could not read the request body: "+err.Error())
+		return nil, false
+	}
+	if len(b) > MaxBodySize {
+		tooLarge(w, r)
 		return nil, false
 	}
 	obj, err := parseObject(b, allowed)
@@ -35,6 +34,16 @@ func readObject(w http.ResponseWriter, r *http.Request, allowed ...string) (obje
 		return nil, false
 	}
 	return obj, true
+}
+
+// drainLimit is how much of an oversized body is read and dropped before answering 413: a
+// client still sending when the answer comes would otherwise see a reset connection, not the 413.
+const drainLimit = 16 << 20
+
+func tooLarge(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, drainLimit))
+	w.Header().Set("Connection", "close")
+	writeError(w, r, http.StatusRequestEntityTooLarge, "request body must be at most 1 MiB (1048576 bytes)")
 }
 
 func parseObject(b []byte, allowed []string) (object, error) {

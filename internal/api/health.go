@@ -31,7 +31,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request, _ caller) {
 		writeError(w, r, http.StatusNotFound, "metrics are not enabled")
 		return
 	}
-	s.cfg.Metrics.ServeHTTP(w, r)
+	s.cfg.Metrics.Handler().ServeHTTP(w, r)
 }
 
 func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ caller) {

@@ -162,9 +162,11 @@ func page(r *http.Request) (store.Page, error) {
 	return p, nil
 }
 
-func listOf[T any](rows []T, p store.Page, total int) envelope {
-	if rows == nil {
-		rows = []T{}
+// writeList answers one page of rows, each shown through view.
+func writeList[T, V any](w http.ResponseWriter, rows []T, view func(T) V, p store.Page, total int) {
+	views := make([]V, len(rows))
+	for i, r := range rows {
+		views[i] = view(r)
 	}
-	return envelope{Data: list[T]{Rows: rows, Page: p.Page, PageSize: p.Size, Total: total}}
+	writeJSON(w, http.StatusOK, envelope{Data: list[V]{Rows: views, Page: p.Page, PageSize: p.Size, Total: total}})
 }

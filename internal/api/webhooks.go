@@ -274,11 +274,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request, c caller) 
 		s.internalError(w, r, err)
 		return
 	}
-	views := make([]Webhook, len(hooks))
-	for i, h := range hooks {
-		views[i] = webhookView(h)
-	}
-	writeJSON(w, http.StatusOK, listOf(views, p, total))
+	writeList(w, hooks, webhookView, p, total)
 }
 
 func webhookNotFound(r *http.Request) string {

@@ -50,7 +50,7 @@ func start(t *testing.T, edit ...func(*config.Config)) *testServer {
 	return startWith(t, cfg)
 }
 
-func startWith(t *testing.T, cfg config.Config) *testServer {
+func startWith(t testing.TB, cfg config.Config) *testServer {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
@@ -177,4 +177,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// request sends a request with exactly the given headers (nothing is added: no Authorization,
+// no Content-Type) and returns the raw answer.
+func (ts *testServer) request(t *testing.T, method, path string, header http.Header, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ts.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, raw, resp.Header
 }

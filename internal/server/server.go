@@ -18,6 +18,8 @@ import (
 	"github.com/hookrelay/hookrelay/internal/api"
 	"github.com/hookrelay/hookrelay/internal/apikey"
 	"github.com/hookrelay/hookrelay/internal/config"
+	"github.com/hookrelay/hookrelay/internal/delivery"
+	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/store"
 	"github.com/hookrelay/hookrelay/internal/store/sqlite"
 )
@@ -44,6 +46,8 @@ type Server struct {
 	store    store.Store
 	unlock   func()
 	adminKey string
+	metrics  *metrics.Metrics
+	engine   *delivery.Engine
 	ln       net.Listener
 	http     *http.Server
 }
@@ -79,10 +83,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 
+	s.metrics = metrics.New(s.store)
+	s.engine = delivery.New(delivery.Config{
+		Store:         s.store,
+		Owner:         owner(),
+		RetrySchedule: cfg.RetrySchedule,
+		Timeout:       cfg.DeliveryTimeout,
+		AllowPrivate:  cfg.AllowPrivateDestinations,
+		Metrics:       s.metrics,
+		Logger:        log,
+	})
 	handler := api.New(api.Config{
 		Store:                    s.store,
+		Engine:                   s.engine,
 		AdminKey:                 s.adminKey,
 		AllowPrivateDestinations: cfg.AllowPrivateDestinations,
+		IdempotencyWindow:        delivery.IdempotencyWindow,
+		Metrics:                  s.metrics,
 		Logger:                   log,
 	})
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -107,12 +124,23 @@ func (s *Server) AdminKey() string { return s.adminKey }
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
-// Run serves until ctx ends, then stops accepting requests, lets the ones in progress finish
-// and closes everything. It returns nil after a clean stop.
+// Run serves until ctx ends, then stops accepting requests, lets the ones in progress finish,
+// stops the delivery engine (in-flight attempts finish, held deliveries are given back) and
+// closes everything. It returns nil after a clean stop.
 func (s *Server) Run(ctx context.Context) error {
-	s.log.Info("hookrelay listening", "addr", "http://"+s.Addr(), "store", s.storeName())
+	s.log.Info("hookrelay listening", "addr", "http://"+s.Addr(), "store", s.storeName(),
+		"retry_schedule", s.cfg.RetrySchedule, "delivery_timeout", s.cfg.DeliveryTimeout)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+
+	bg, stopBackground := context.WithCancel(context.Background())
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- s.engine.Run(bg) }()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		delivery.Prune(bg, s.store, s.cfg.Retention, time.Hour, s.log)
+	}()
 
 	var err error
 	select {
@@ -126,7 +154,18 @@ func (s *Server) Run(ctx context.Context) error {
 			err = fmt.Errorf("shut down http: %w", e)
 		}
 	}
+	stopBackground()
+	err = errors.Join(err, <-engineDone)
+	<-pruneDone
+	s.log.Info("stopped")
 	return errors.Join(err, s.close())
+}
+
+// owner names this process's leases: host, process id and a random part, so two processes
+// never share one, even across restarts.
+func owner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), apikey.New("")[:8])
 }
 
 func (s *Server) storeName() string {

@@ -259,7 +259,8 @@ type Store interface {
 
 	GetDelivery(ctx context.Context, accountID, id int64) (Delivery, []Attempt, error)
 	ListDeliveries(ctx context.Context, accountID, webhookID int64, f DeliveryFilter, p Page) ([]Delivery, int, error)
-	// RetryDelivery makes the delivery pending and due at now, whatever its state.
+	// RetryDelivery makes the delivery pending and due at now, whatever its state. A delivery
+	// claimed right now keeps its claim: the attempt under way is the one more attempt.
 	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (Delivery, error)
 	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
 	// Prune deletes old history and reports how many deliveries it deleted.

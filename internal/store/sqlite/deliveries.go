@@ -184,8 +184,9 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 	var d store.Delivery
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?,
-			lease_owner = NULL, completed_at = NULL WHERE id = ? AND account_id = ? RETURNING `+deliveryColumns,
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending',
+			next_attempt_at = CASE WHEN lease_owner IS NULL THEN ? ELSE next_attempt_at END,
+			completed_at = NULL WHERE id = ? AND account_id = ? RETURNING `+deliveryColumns,
 			ms(now), id, accountID))
 		if err != nil {
 			return fmt.Errorf("retry delivery %d: %w", id, notFound(err))

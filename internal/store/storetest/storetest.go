@@ -821,6 +821,20 @@ func testRetryDelivery(t *testing.T, s store.Store) {
 	if len(jobs) != 1 || jobs[0].DeliveryID != j.DeliveryID || jobs[0].Attempts != 1 {
 		t.Fatalf("claim after retry = %+v", jobs)
 	}
+	// Retrying a delivery that is claimed leaves the claim alone: its outcome still applies.
+	if _, err := s.RetryDelivery(ctx, a.ID, j.DeliveryID, now); err != nil {
+		t.Fatal(err)
+	}
+	if again := claim(t, s, "other", now, 10); len(again) != 0 {
+		t.Fatalf("a retried delivery under claim was claimed again: %+v", again)
+	}
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: j.DeliveryID, Owner: "n", Status: store.StatusSucceeded, At: now,
+		Attempt: &store.Attempt{Attempt: 2, At: now, StatusCode: 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := must2attempts(t, s, a.ID, j.DeliveryID); d.Status != store.StatusSucceeded || d.Attempts != 2 {
+		t.Fatalf("the claimed attempt's outcome was not applied after a retry: %+v", d)
+	}
 	if _, err := s.RetryDelivery(ctx, a.ID, 99999, now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("RetryDelivery(missing): err = %v", err)
 	}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// MaxBatch is the most events one batch may publish.
+const MaxBatch = 1000
+
+const maxIdempotencyKeyLen = 255
+
+var eventFields = []string{"accountId", "event", "data", "idempotencyKey"}
+
+// PublishedEvent is the data of an accepted event.
+type PublishedEvent struct {
+	ID         string `json:"id"`
+	Event      string `json:"event"`
+	Deliveries int    `json:"deliveries"`
+}
+
+// newEvent checks one event object and returns it ready to store. Errors name the field with
+// prefix before it ("events[3]." in a batch).
+func (s *Server) newEvent(o object, prefix string) (store.NewEvent, error) {
+	for _, name := range eventFields[:3] {
+		if !o.has(name) {
+			return store.NewEvent{}, fmt.Errorf("%s%s is required", prefix, name)
+		}
+	}
+	accountID, err := o.integer("accountId", 1, 1<<62)
+	if err != nil {
+		return store.NewEvent{}, fmt.Errorf("%saccountId must be a positive integer", prefix)
+	}
+	typ, err := o.str("event")
+	if err != nil || !event.Valid(typ) {
+		return store.NewEvent{}, fmt.Errorf("%sevent must be one of %s", prefix, eventList)
+	}
+	var key string
+	if o.has("idempotencyKey") && !o.isNull("idempotencyKey") {
+		key, err = o.str("idempotencyKey")
+		if n := utf8.RuneCountInString(key); err != nil || n < 1 || n > maxIdempotencyKeyLen {
+			return store.NewEvent{}, fmt.Errorf("%sidempotencyKey must be a string of 1 to %d characters", prefix, maxIdempotencyKeyLen)
+		}
+	}
+	body, err := event.Normalize(typ, o["data"])
+	if err != nil {
+		return store.NewEvent{}, errors.New(prefix + err.Error())
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return store.NewEvent{}, fmt.Errorf("event id: %w", err)
+	}
+	return store.NewEvent{ID: id.String(), AccountID: accountID, Type: typ, Body: body, IdempotencyKey: key, CreatedAt: s.now()}, nil
+}
+
+func (s *Server) publish(r *http.Request, events []store.NewEvent) ([]store.Published, error) {
+	res, err := s.store.Publish(r.Context(), store.PublishParams{Events: events, IdempotencySince: s.now().Add(-s.cfg.IdempotencyWindow)})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range res {
+		if p.Err == nil && !p.Duplicate && s.cfg.Metrics != nil {
+			s.cfg.Metrics.EventsPublished.WithLabelValues(p.Type).Inc()
+		}
+	}
+	if s.engine != nil {
+		s.engine.Notify()
+	}
+	return res, nil
+}
+
+func accountMissing(prefix string, id int64) string {
+	return fmt.Sprintf("%saccountId %d does not match any account", prefix, id)
+}
+
+func (s *Server) createEvent(w http.ResponseWriter, r *http.Request, _ caller) {
+	o, ok := readObject(w, r, eventFields...)
+	if !ok {
+		return
+	}
+	e, err := s.newEvent(o, "")
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	res, err := s.publish(r, []store.NewEvent{e})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	p := res[0]
+	switch {
+	case p.Err != nil:
+		s.storeError(w, r, p.Err, accountMissing("", e.AccountID), "")
+	case p.Duplicate:
+		writeJSON(w, http.StatusOK, envelope{Message: "Event already accepted.", Data: PublishedEvent{p.EventID, p.Type, p.Deliveries}})
+	default:
+		writeJSON(w, http.StatusAccepted, envelope{Message: "Event accepted.", Data: PublishedEvent{p.EventID, p.Type, p.Deliveries}})
+	}
+}
+
+// BatchResult is one event's result in a batch, in the order sent: Status is 202 (accepted),
+// 200 (a duplicate of an earlier event by idempotency key) or the error status, with Message.
+type BatchResult struct {
+	Status     int    `json:"status"`
+	ID         string `json:"id,omitempty"`
+	Event      string `json:"event,omitempty"`
+	Deliveries *int   `json:"deliveries,omitempty"`
+	Message    string `json:"message,omitempty"`
+}
+
+// Batch is the data of a batch answer.
+type Batch struct {
+	Accepted   int           `json:"accepted"`
+	Duplicates int           `json:"duplicates"`
+	Rejected   int           `json:"rejected"`
+	Results    []BatchResult `json:"results"`
+}
+
+func (s *Server) createEvents(w http.ResponseWriter, r *http.Request, _ caller) {
+	o, ok := readObject(w, r, "events")
+	if !ok {
+		return
+	}
+	if !o.has("events") {
+		writeError(w, r, http.StatusBadRequest, "events is required")
+		return
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(o["events"], &items); err != nil || items == nil {
+		writeError(w, r, http.StatusBadRequest, "events must be an array of event objects")
+		return
+	}
+	if len(items) == 0 || len(items) > MaxBatch {
+		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("events must hold 1 to %d events, got %d", MaxBatch, len(items)))
+		return
+	}
+	results := make([]BatchResult, len(items))
+	var events []store.NewEvent
+	var index []int // events[k] is item index[k]
+	for i, raw := range items {
+		prefix := "events[" + strconv.Itoa(i) + "]."
+		eo, err := parseObject(raw, eventFields)
+		if err != nil {
+			results[i] = BatchResult{Status: http.StatusBadRequest, Message: "events[" + strconv.Itoa(i) + "]: " + err.Error()}
+			continue
+		}
+		e, err := s.newEvent(eo, prefix)
+		if err != nil {
+			results[i] = BatchResult{Status: http.StatusBadRequest, Message: err.Error()}
+			continue
+		}
+		events = append(events, e)
+		index = append(index, i)
+	}
+	if len(events) > 0 {
+		res, err := s.publish(r, events)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		for k, p := range res {
+			i := index[k]
+			switch {
+			case p.Err != nil && isNotFound(p.Err):
+				results[i] = BatchResult{Status: http.StatusNotFound, Message: accountMissing("events["+strconv.Itoa(i)+"].", events[k].AccountID)}
+			case p.Err != nil:
+				s.internalError(w, r, p.Err)
+				return
+			case p.Duplicate:
+				results[i] = BatchResult{Status: http.StatusOK, ID: p.EventID, Event: p.Type, Deliveries: &p.Deliveries}
+			default:
+				results[i] = BatchResult{Status: http.StatusAccepted, ID: p.EventID, Event: p.Type, Deliveries: &p.Deliveries}
+			}
+		}
+	}
+	b := Batch{Results: results}
+	for _, res := range results {
+		switch res.Status {
+		case http.StatusAccepted:
+			b.Accepted++
+		case http.StatusOK:
+			b.Duplicates++
+		default:
+			b.Rejected++
+		}
+	}
+	writeJSON(w, http.StatusAccepted, envelope{Message: fmt.Sprintf("Events processed: %d accepted, %d duplicate, %d rejected.", b.Accepted, b.Duplicates, b.Rejected), Data: b})
+}

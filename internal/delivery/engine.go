@@ -1,0 +1,683 @@
+// Package delivery is hookrelay's delivery engine: it claims due deliveries from the store in
+// batches, sends each as a signed POST within its webhook's throughput window and concurrency
+// bound, decides what each result means (success, ignored, retry later, failed) and writes the
+// outcomes back in batches.
+//
+// The store is the queue: a claimed delivery is leased to this engine, so a crash loses
+// nothing (the lease ends and the delivery is due again), and at-least-once holds because a
+// delivery is marked succeeded only after its 200 came back.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/metrics"
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// Config configures an Engine. Zero values take the defaults named.
+type Config struct {
+	Store store.Store
+	// Owner names this engine's leases; unique per running process.
+	Owner string
+	// RetrySchedule: the delays before retry 1, 2, …
+	RetrySchedule []time.Duration
+	// Timeout is one attempt's whole time budget (15s).
+	Timeout time.Duration
+	// AllowPrivate allows connections to loopback, private and link-local addresses.
+	AllowPrivate bool
+	Metrics      *metrics.Metrics
+	Logger       *slog.Logger
+	// Concurrency bounds attempts in flight across all webhooks (512).
+	Concurrency int
+	// WebhookConcurrency bounds attempts in flight to one webhook (64), so one slow
+	// destination never holds more than that many of the Concurrency slots.
+	WebhookConcurrency int
+	// MaxHeld bounds the claimed deliveries held in memory, queued or in flight (8192).
+	MaxHeld int
+	// ClaimBatch is the most deliveries one claim takes (1024).
+	ClaimBatch int
+	// PollInterval is how often the store is asked for due deliveries when nothing announced
+	// any (500ms); retries that come due are found this way.
+	PollInterval time.Duration
+	// Lease is how long a claim lasts before another node may take the delivery over
+	// (2×Timeout + 30s).
+	Lease time.Duration
+	// Observer, if set, hears the result of every attempt (alerts and health).
+	Observer Observer
+}
+
+// Observer hears what happened to deliveries.
+type Observer interface {
+	// Attempted is called after each attempt with the webhook as it was sent to, the
+	// delivery's resulting status, and the attempt.
+	Attempted(w store.Webhook, status string, a store.Attempt)
+}
+
+// Engine delivers.
+type Engine struct {
+	cfg    Config
+	st     store.Store
+	log    *slog.Logger
+	m      *metrics.Metrics
+	client *http.Client
+	policy policy
+	epoch  time.Time // windows count in durations since epoch (monotonic)
+
+	notify   chan struct{}
+	outcomes chan store.Outcome
+	writerWG sync.WaitGroup
+	attempts sync.WaitGroup
+
+	mu       sync.Mutex
+	hooks    map[int64]*hook
+	ready    fifo        // hooks that may send now
+	waiting  waitHeap    // hooks whose window opens later
+	timer    *time.Timer // wakes the pump for waiting
+	bodies   map[string]*body
+	held     map[int64]struct{} // claimed deliveries in memory, queued or in flight
+	running  int                // attempts in flight
+	more     bool               // the last claim was full: more may be due
+	stopping bool
+}
+
+type hook struct {
+	id      int64
+	w       store.Webhook // zero ID until loaded
+	deleted bool
+	queue   []*job
+	running int
+	win     window
+	cancels map[*job]context.CancelFunc
+	avg     time.Duration // moving average of attempt durations
+	ready   bool          // in Engine.ready
+	wakeAt  time.Duration // in Engine.waiting when > 0
+	heapIdx int
+}
+
+type job struct {
+	store.Job
+	body     *body
+	queuedAt time.Time
+}
+
+// body is an event's payload shared by its deliveries in memory.
+type body struct {
+	id   string
+	b    []byte
+	refs int
+}
+
+// New returns an engine; Run starts it.
+func New(cfg Config) *Engine {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 512
+	}
+	if cfg.WebhookConcurrency == 0 {
+		cfg.WebhookConcurrency = 64
+	}
+	if cfg.MaxHeld == 0 {
+		cfg.MaxHeld = 8192
+	}
+	if cfg.ClaimBatch == 0 {
+		cfg.ClaimBatch = 1024
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 2*cfg.Timeout + 30*time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(cfg.Store)
+	}
+	e := &Engine{
+		cfg:      cfg,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		m:        cfg.Metrics,
+		client:   newClient(cfg.Timeout, cfg.AllowPrivate, cfg.WebhookConcurrency),
+		policy:   policy{schedule: cfg.RetrySchedule, jitter: defaultJitter},
+		epoch:    time.Now(),
+		notify:   make(chan struct{}, 1),
+		outcomes: make(chan store.Outcome, 4096),
+		hooks:    map[int64]*hook{},
+		bodies:   map[string]*body{},
+		held:     map[int64]struct{}{},
+	}
+	e.timer = time.AfterFunc(time.Hour, e.wake)
+	e.timer.Stop()
+	return e
+}
+
+// mono is the engine's monotonic clock.
+func (e *Engine) mono() time.Duration { return time.Since(e.epoch) }
+
+// Notify says deliveries may have become due; the engine claims them at once.
+func (e *Engine) Notify() {
+	select {
+	case e.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends. Then it starts no new attempt, gives back the deliveries it
+// holds but has not started, waits for the attempts in flight (each bounded by the timeout),
+// writes every outcome and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	e.writerWG.Add(1)
+	go e.writeOutcomes()
+	e.claimLoop(ctx)
+
+	e.mu.Lock()
+	e.stopping = true
+	e.timer.Stop()
+	now := time.Now()
+	var released int
+	for _, h := range e.hooks {
+		for _, j := range h.queue {
+			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+			e.dropLocked(j)
+			released++
+		}
+		h.queue = nil
+	}
+	e.m.Held.Set(float64(len(e.held)))
+	inflight := e.running
+	e.mu.Unlock()
+	e.log.Info("delivery engine stopping", "released", released, "in_flight", inflight)
+
+	e.attempts.Wait()
+	close(e.outcomes)
+	e.writerWG.Wait()
+	return nil
+}
+
+// claimLoop claims due deliveries whenever there is room for them and some may be due: when
+// told (Notify), when the last claim was full and room was made, and every PollInterval.
+func (e *Engine) claimLoop(ctx context.Context) {
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	for {
+		for {
+			e.mu.Lock()
+			room := min(e.cfg.MaxHeld-len(e.held), e.cfg.ClaimBatch)
+			e.mu.Unlock()
+			if room <= 0 {
+				break
+			}
+			// A claim runs to its end even if ctx ends meanwhile: what it leased is then queued
+			// and given back in order, rather than left leased until the lease runs out.
+			n, err := e.claim(context.WithoutCancel(ctx), room)
+			if err != nil {
+				e.log.Error("claim deliveries", "err", err)
+				break
+			}
+			e.mu.Lock()
+			e.more = n == room
+			e.mu.Unlock()
+			if n < room || ctx.Err() != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.notify:
+		case <-poll.C:
+			e.sweep()
+		}
+	}
+}
+
+// claim takes up to limit due deliveries and queues them; it returns how many it took.
+func (e *Engine) claim(ctx context.Context, limit int) (int, error) {
+	now := time.Now()
+	jobs, err := e.st.Claim(ctx, store.ClaimParams{Owner: e.cfg.Owner, Now: now, Limit: limit, LeaseUntil: now.Add(e.cfg.Lease)})
+	if err != nil || len(jobs) == 0 {
+		return 0, err
+	}
+	if err := e.prepare(ctx, jobs); err != nil {
+		// Leave the claims to expire: the deliveries come back when their lease ends.
+		return len(jobs), err
+	}
+	return len(jobs), nil
+}
+
+// prepare loads what the claimed jobs need (bodies, webhook settings) and queues them.
+func (e *Engine) prepare(ctx context.Context, jobs []store.Job) error {
+	var eventIDs []string
+	var needHooks []int64
+	seenEvent := map[string]bool{}
+	seenHook := map[int64]bool{}
+	e.mu.Lock()
+	for _, j := range jobs {
+		if !seenEvent[j.EventID] {
+			seenEvent[j.EventID] = true
+			eventIDs = append(eventIDs, j.EventID)
+		}
+		if seenHook[j.WebhookID] || j.WebhookVersion == 0 {
+			continue
+		}
+		seenHook[j.WebhookID] = true
+		if h := e.hooks[j.WebhookID]; h == nil || (!h.deleted && h.w.Version < j.WebhookVersion) {
+			needHooks = append(needHooks, j.WebhookID)
+		}
+	}
+	e.mu.Unlock()
+
+	// Bodies already in memory are read again rather than pinned: simpler, and one query per
+	// claim costs little next to the claim itself.
+	loaded, err := e.st.EventBodies(ctx, eventIDs)
+	if err != nil {
+		return fmt.Errorf("load event bodies: %w", err)
+	}
+	hooks := make(map[int64]store.Webhook, len(needHooks))
+	gone := map[int64]bool{}
+	for _, id := range needHooks {
+		w, err := e.st.WebhookByID(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			gone[id] = true
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("load webhook %d: %w", id, err)
+		}
+		hooks[id] = w
+	}
+
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, w := range hooks {
+		if h := e.hookLocked(id); w.Version > h.w.Version {
+			h.w = w
+		}
+	}
+	for id := range gone {
+		e.hookLocked(id).deleted = true
+	}
+	var created []*body
+	for _, j := range jobs {
+		h := e.hookLocked(j.WebhookID)
+		if j.WebhookVersion == 0 {
+			h.deleted = true
+		}
+		b := e.bodies[j.EventID]
+		if b == nil {
+			if raw, ok := loaded[j.EventID]; ok {
+				b = &body{id: j.EventID, b: raw}
+				e.bodies[j.EventID] = b
+				created = append(created, b)
+			}
+		}
+		if _, dup := e.held[j.DeliveryID]; dup {
+			// Claimed again while still held here (its lease ran out while it waited): the
+			// copy in memory goes on, under the lease this claim just renewed.
+			continue
+		}
+		switch {
+		case h.deleted:
+			e.finishUnattempted(j, store.StatusCancelled, "webhook deleted", now)
+		case h.w.Status == store.WebhookDisabled:
+			e.finishUnattempted(j, store.StatusCancelled, "webhook disabled", now)
+		case b == nil:
+			e.finishUnattempted(j, store.StatusFailed, "event body missing", now)
+		case len(h.queue) >= e.roomLocked(h):
+			e.deferLocked(h, j.DeliveryID, len(h.queue)-e.roomLocked(h)+1, now)
+		default:
+			b.refs++
+			e.held[j.DeliveryID] = struct{}{}
+			h.queue = append(h.queue, &job{Job: j, body: b, queuedAt: now})
+			e.considerLocked(h)
+		}
+	}
+	for _, b := range created {
+		if b.refs == 0 { // every job of the event was deferred or ended
+			delete(e.bodies, b.id)
+		}
+	}
+	e.m.Held.Set(float64(len(e.held)))
+	e.pumpLocked()
+	return nil
+}
+
+// finishUnattempted ends a claimed delivery without an attempt.
+func (e *Engine) finishUnattempted(j store.Job, status, reason string, now time.Time) {
+	e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: status, Error: reason, At: now}
+	if status == store.StatusCancelled {
+		e.m.Outcomes.WithLabelValues("cancelled").Inc()
+	} else {
+		e.m.Outcomes.WithLabelValues(status).Inc()
+	}
+}
+
+func (e *Engine) hookLocked(id int64) *hook {
+	h := e.hooks[id]
+	if h == nil {
+		h = &hook{id: id, cancels: map[*job]context.CancelFunc{}, heapIdx: -1}
+		e.hooks[id] = h
+	}
+	return h
+}
+
+// horizon is how far ahead a webhook's queue in memory may reach; beyond it deliveries wait in
+// the store, so memory stays bounded and leases stay short.
+const horizon = 5 * time.Second
+
+// roomLocked is how many deliveries h may have queued in memory: what it can send within the
+// horizon, by its throughput window and by its concurrency at its recent pace; none while its
+// window stays shut beyond the horizon.
+func (e *Engine) roomLocked(h *hook) int {
+	limit := h.w.MaxThroughputPerMinute
+	mono := e.mono()
+	if ok, at := h.win.allow(mono, limit); !ok && (at < 0 || at-mono > horizon) {
+		return 0
+	}
+	room := max(1, h.win.free(mono, limit), int(int64(limit)*int64(horizon)/int64(span)))
+	if h.avg > 0 {
+		room = min(room, max(e.cfg.WebhookConcurrency, int(int64(e.cfg.WebhookConcurrency)*int64(horizon)/int64(h.avg))))
+	}
+	return min(room, e.cfg.MaxHeld/4)
+}
+
+// deferLocked gives a claimed delivery back to the store, due when its webhook can take it:
+// pos counts the deliveries ahead of it that the webhook cannot send within the horizon either.
+func (e *Engine) deferLocked(h *hook, deliveryID int64, pos int, now time.Time) {
+	limit := h.w.MaxThroughputPerMinute
+	perItem := span / time.Duration(limit)
+	if h.avg > 0 {
+		perItem = max(perItem, h.avg/time.Duration(e.cfg.WebhookConcurrency))
+	}
+	mono := e.mono()
+	start := now.Add(horizon)
+	switch ok, at := h.win.allow(mono, limit); {
+	case !ok && at < 0:
+		// Every slot is taken by a request still running: none opens before a span after it ends.
+		start = now.Add(span)
+	case !ok:
+		start = now.Add(max(at-mono, horizon))
+	}
+	next := start.Add(time.Duration(pos-1) * perItem)
+	e.outcomes <- store.Outcome{DeliveryID: deliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: next, At: now}
+	e.m.Outcomes.WithLabelValues("deferred").Inc()
+}
+
+// maxQueued is the longest a delivery waits in memory before it is given back to the store;
+// well within the lease, so no other node takes it over while it waits here.
+func (e *Engine) maxQueued() time.Duration { return min(e.cfg.Lease/2, 4*horizon) }
+
+// sweep gives back to the store what waits in memory beyond its webhook's room (a window that
+// shut, a PATCH that lowered the limit) or longer than maxQueued.
+func (e *Engine) sweep() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	oldest := now.Add(-e.maxQueued())
+	for _, h := range e.hooks {
+		if len(h.queue) == 0 {
+			continue
+		}
+		keep := e.roomLocked(h)
+		if h.queue[0].queuedAt.Before(oldest) {
+			keep = 0
+		}
+		if len(h.queue) <= keep {
+			continue
+		}
+		for i, j := range h.queue[keep:] {
+			e.deferLocked(h, j.DeliveryID, i+1, now)
+			e.dropLocked(j)
+		}
+		clear(h.queue[keep:])
+		h.queue = h.queue[:keep]
+	}
+	e.m.Held.Set(float64(len(e.held)))
+}
+
+// dropLocked forgets a job held in memory.
+func (e *Engine) dropLocked(j *job) {
+	delete(e.held, j.DeliveryID)
+	e.releaseBodyLocked(j.body)
+}
+
+// considerLocked puts h where it belongs: ready if it may send now, waiting if its window
+// opens later, nowhere if it has nothing to send or waits for its own attempts to end.
+func (e *Engine) considerLocked(h *hook) {
+	if h.ready || h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
+		return
+	}
+	ok, at := h.win.allow(e.mono(), h.w.MaxThroughputPerMinute)
+	switch {
+	case ok:
+		if h.heapIdx >= 0 {
+			e.waiting.remove(h)
+		}
+		h.ready = true
+		e.ready.push(h)
+	case at > 0:
+		if h.heapIdx >= 0 {
+			if h.wakeAt == at {
+				return
+			}
+			e.waiting.remove(h)
+		}
+		h.wakeAt = at
+		e.waiting.add(h)
+		e.armTimerLocked()
+	}
+}
+
+func (e *Engine) armTimerLocked() {
+	if next := e.waiting.peek(); next != nil {
+		e.timer.Reset(max(next.wakeAt-e.mono(), time.Millisecond))
+	}
+}
+
+// wake runs when the earliest waiting window opens.
+func (e *Engine) wake() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.mono()
+	for {
+		h := e.waiting.peek()
+		if h == nil || h.wakeAt > now {
+			break
+		}
+		e.waiting.remove(h)
+		e.considerLocked(h)
+	}
+	e.armTimerLocked()
+	e.pumpLocked()
+}
+
+// pumpLocked starts attempts while there are free slots and ready webhooks, one delivery per
+// webhook in turn.
+func (e *Engine) pumpLocked() {
+	for !e.stopping && e.running < e.cfg.Concurrency {
+		h := e.ready.pop()
+		if h == nil {
+			return
+		}
+		h.ready = false
+		if h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
+			continue
+		}
+		if ok, _ := h.win.allow(e.mono(), h.w.MaxThroughputPerMinute); !ok {
+			e.considerLocked(h)
+			continue
+		}
+		j := h.queue[0]
+		h.queue[0] = nil
+		h.queue = h.queue[1:]
+		e.startLocked(h, j)
+		e.considerLocked(h)
+	}
+}
+
+func (e *Engine) startLocked(h *hook, j *job) {
+	h.win.start()
+	h.running++
+	e.running++
+	e.m.InFlight.Set(float64(e.running))
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancels[j] = cancel
+	w := h.w
+	e.attempts.Add(1)
+	go e.attempt(ctx, h, w, j)
+}
+
+// attempt sends one delivery and records what came of it.
+func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, j *job) {
+	defer e.attempts.Done()
+	n := j.Attempts + 1
+	res := send(ctx, e.client, e.cfg.Timeout, request{
+		URL: w.URL, Secret: w.Secret, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
+	})
+	if ctx.Err() == context.Canceled && res.StatusCode == 0 {
+		res.Error = "cancelled: webhook deleted"
+	}
+	now := time.Now()
+	status, next := e.policy.decide(w, n, res, now)
+	a := store.Attempt{
+		Attempt:      n,
+		At:           now.Add(-res.Duration),
+		StatusCode:   res.StatusCode,
+		DurationMs:   res.Duration.Milliseconds(),
+		Error:        res.Error,
+		ResponseBody: res.Body,
+	}
+	e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Attempt: &a, Status: status, NextAttemptAt: next, At: now}
+	e.observe(w, status, a, res)
+
+	e.mu.Lock()
+	h.win.finish(e.mono())
+	h.running--
+	e.running--
+	delete(h.cancels, j)
+	if h.avg == 0 {
+		h.avg = res.Duration
+	} else {
+		h.avg = (h.avg*7 + res.Duration) / 8
+	}
+	e.dropLocked(j)
+	e.considerLocked(h)
+	e.pumpLocked()
+	e.m.InFlight.Set(float64(e.running))
+	e.m.Held.Set(float64(len(e.held)))
+	wakeClaimer := e.more && len(e.held) <= e.cfg.MaxHeld-e.cfg.ClaimBatch
+	if wakeClaimer {
+		e.more = false
+	}
+	e.mu.Unlock()
+	if wakeClaimer {
+		e.Notify()
+	}
+}
+
+func (e *Engine) observe(w store.Webhook, status string, a store.Attempt, res result) {
+	code := "none"
+	if res.StatusCode != 0 {
+		code = fmt.Sprint(res.StatusCode)
+	}
+	e.m.Attempts.WithLabelValues(code).Inc()
+	e.m.AttemptDuration.Observe(res.Duration.Seconds())
+	outcome := status
+	if status == store.StatusPending {
+		outcome = "retry"
+	}
+	e.m.Outcomes.WithLabelValues(outcome).Inc()
+	if e.cfg.Observer != nil {
+		e.cfg.Observer.Attempted(w, status, a)
+	}
+}
+
+func (e *Engine) releaseBodyLocked(b *body) {
+	b.refs--
+	if b.refs <= 0 {
+		delete(e.bodies, b.id)
+	}
+}
+
+// WebhookChanged makes later attempts use w.
+func (e *Engine) WebhookChanged(w store.Webhook) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.hooks[w.ID]
+	if h == nil || h.deleted || w.Version <= h.w.Version {
+		return
+	}
+	h.w = w
+	if h.heapIdx >= 0 {
+		e.waiting.remove(h)
+	}
+	e.considerLocked(h)
+	e.pumpLocked()
+}
+
+// WebhookDeleted stops everything for webhook id: queued deliveries are dropped (the store has
+// cancelled them) and attempts in flight are cancelled. Once it returns, no request to the
+// webhook begins.
+func (e *Engine) WebhookDeleted(id int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.hookLocked(id)
+	h.deleted = true
+	for _, j := range h.queue {
+		e.dropLocked(j)
+	}
+	h.queue = nil
+	for _, cancel := range h.cancels {
+		cancel()
+	}
+	if h.heapIdx >= 0 {
+		e.waiting.remove(h)
+	}
+	e.m.Held.Set(float64(len(e.held)))
+}
+
+// writeOutcomes writes outcomes in batches until the channel closes. A failed write is retried:
+// the outcomes are only in memory, and losing them would repeat attempts after the leases end.
+func (e *Engine) writeOutcomes() {
+	defer e.writerWG.Done()
+	batch := make([]store.Outcome, 0, 1024)
+	for o := range e.outcomes {
+		batch = append(batch[:0], o)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case o, ok := <-e.outcomes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		for try := 0; ; try++ {
+			err := e.st.Complete(context.Background(), batch)
+			if err == nil {
+				break
+			}
+			e.log.Error("write delivery outcomes", "count", len(batch), "err", err, "try", try+1)
+			if try >= 20 {
+				e.log.Error("giving up on delivery outcomes; their deliveries will be retried when their leases end", "count", len(batch))
+				break
+			}
+			time.Sleep(min(time.Duration(1<<try)*100*time.Millisecond, 10*time.Second))
+		}
+	}
+}

@@ -1,0 +1,67 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// TestResult is what a test send got.
+type TestResult struct {
+	StatusCode int
+	DurationMs int64
+	Error      string
+	Success    bool
+}
+
+// ThrottledError says a test send would break the webhook's throughput limit.
+type ThrottledError struct{ RetryIn time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return "maxThroughputPerMinute reached for this webhook; try again in " + e.RetryIn.Round(time.Second).String()
+}
+
+// ErrDeleted: the webhook was deleted.
+var ErrDeleted = errors.New("webhook deleted")
+
+// Test sends a sample event of w's type to w now, counted in its throughput window, and
+// reports what came back. Nothing is stored.
+func (e *Engine) Test(ctx context.Context, w store.Webhook) (TestResult, error) {
+	e.mu.Lock()
+	h := e.hookLocked(w.ID)
+	if h.deleted {
+		e.mu.Unlock()
+		return TestResult{}, ErrDeleted
+	}
+	if w.Version > h.w.Version {
+		h.w = w
+	}
+	ok, at := h.win.allow(e.mono(), w.MaxThroughputPerMinute)
+	if !ok {
+		e.mu.Unlock()
+		retry := time.Minute
+		if at > 0 {
+			retry = max(at-e.mono(), time.Second)
+		}
+		return TestResult{}, &ThrottledError{RetryIn: retry}
+	}
+	h.win.start()
+	e.mu.Unlock()
+
+	res := send(ctx, e.client, e.cfg.Timeout, request{
+		URL: w.URL, Secret: w.Secret, Body: event.Sample(w.Event), EventID: "test_" + uuid.NewString(),
+		EventType: w.Event, WebhookID: w.ID, Attempt: 1,
+	})
+
+	e.mu.Lock()
+	h.win.finish(e.mono())
+	e.considerLocked(h)
+	e.pumpLocked()
+	e.mu.Unlock()
+	return TestResult{StatusCode: res.StatusCode, DurationMs: res.Duration.Milliseconds(), Error: res.Error, Success: res.StatusCode == 200}, nil
+}
