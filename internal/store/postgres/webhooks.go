@@ -1,0 +1,156 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+const webhookColumns = `id, account_id, event, url, secret, alert_email, send_alert_email, skip_errors,
+	skip_error_codes, retry_on_error, max_throughput_per_minute, status, version, created_at, updated_at`
+
+func scanWebhook(row pgx.Row) (store.Webhook, error) {
+	var w store.Webhook
+	var alert *string
+	err := row.Scan(&w.ID, &w.AccountID, &w.Event, &w.URL, &w.Secret, &alert, &w.SendAlertEmail, &w.SkipErrors,
+		&w.SkipErrorCodes, &w.RetryOnError, &w.MaxThroughputPerMinute, &w.Status, &w.Version, &w.CreatedAt, &w.UpdatedAt)
+	if err != nil {
+		return w, err
+	}
+	if alert != nil {
+		w.AlertEmail = *alert
+	}
+	if w.SkipErrorCodes == nil {
+		w.SkipErrorCodes = []string{}
+	}
+	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
+	return w, nil
+}
+
+func (s *Store) CreateWebhook(ctx context.Context, w store.Webhook) (store.Webhook, error) {
+	w.Version = 1
+	if w.Status == "" {
+		w.Status = store.WebhookActive
+	}
+	if w.SkipErrorCodes == nil {
+		w.SkipErrorCodes = []string{}
+	}
+	w.CreatedAt = ts(w.CreatedAt)
+	w.UpdatedAt = w.CreatedAt
+	// Selecting from accounts both checks that the account exists and inserts in one statement.
+	err := s.pool.QueryRow(ctx, `INSERT INTO webhooks (account_id, event, url, secret, alert_email, send_alert_email,
+		skip_errors, skip_error_codes, retry_on_error, max_throughput_per_minute, status, version, created_at, updated_at)
+		SELECT id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13 FROM accounts WHERE id = $1 RETURNING id`,
+		w.AccountID, w.Event, w.URL, w.Secret, nullString(w.AlertEmail), w.SendAlertEmail, w.SkipErrors,
+		w.SkipErrorCodes, w.RetryOnError, w.MaxThroughputPerMinute, w.Status, w.Version, w.CreatedAt).Scan(&w.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w, fmt.Errorf("get account %d: %w", w.AccountID, store.ErrNotFound)
+	}
+	if err != nil {
+		return w, fmt.Errorf("insert webhook: %w", err)
+	}
+	return w, nil
+}
+
+func (s *Store) GetWebhook(ctx context.Context, accountID, id int64) (store.Webhook, error) {
+	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID))
+	if err != nil {
+		return w, fmt.Errorf("get webhook %d: %w", id, notFound(err))
+	}
+	return w, nil
+}
+
+func (s *Store) WebhookByID(ctx context.Context, id int64) (store.Webhook, error) {
+	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1`, id))
+	if err != nil {
+		return w, fmt.Errorf("get webhook %d: %w", id, notFound(err))
+	}
+	return w, nil
+}
+
+func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.WebhookFilter, p store.Page) ([]store.Webhook, int, error) {
+	where := `account_id = $1`
+	args := []any{accountID}
+	if f.Event != "" {
+		where += ` AND event = $2`
+		args = append(args, f.Event)
+	}
+	n := len(args)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT count(*) FROM webhooks WHERE `+where, args...)
+	b.Queue(fmt.Sprintf(`SELECT `+webhookColumns+` FROM webhooks WHERE `+where+` ORDER BY id DESC LIMIT $%d OFFSET $%d`, n+1, n+2),
+		append(args[:n:n], p.Size, p.Offset())...)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var total int
+	if err := br.QueryRow().Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count webhooks: %w", err)
+	}
+	rows, _ := br.Query()
+	list, err := collect(rows, scanWebhook)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list webhooks: %w", err)
+	}
+	return list, total, br.Close()
+}
+
+func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, error) {
+	var w store.Webhook
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		// FOR NO KEY UPDATE, the FOR UPDATE that leaves the key alone: it serialises updates of
+		// the webhook but, unlike FOR UPDATE, does not hold up publishes, whose FOR KEY SHARE
+		// only guards against a delete.
+		w, err = scanWebhook(tx.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE`, id, accountID))
+		if err != nil {
+			return fmt.Errorf("get webhook %d: %w", id, notFound(err))
+		}
+		if err := update(&w); err != nil {
+			return err
+		}
+		w.ID, w.AccountID = id, accountID
+		w.Version++
+		if w.SkipErrorCodes == nil {
+			w.SkipErrorCodes = []string{}
+		}
+		w.UpdatedAt = ts(w.UpdatedAt)
+		_, err = tx.Exec(ctx, `UPDATE webhooks SET event = $1, url = $2, secret = $3, alert_email = $4, send_alert_email = $5,
+			skip_errors = $6, skip_error_codes = $7, retry_on_error = $8, max_throughput_per_minute = $9, status = $10,
+			version = $11, updated_at = $12 WHERE id = $13`,
+			w.Event, w.URL, w.Secret, nullString(w.AlertEmail), w.SendAlertEmail, w.SkipErrors, w.SkipErrorCodes,
+			w.RetryOnError, w.MaxThroughputPerMinute, w.Status, w.Version, w.UpdatedAt, id)
+		if err != nil {
+			return fmt.Errorf("update webhook %d: %w", id, err)
+		}
+		return nil
+	})
+	return w, err
+}
+
+// DeleteWebhook deletes the webhook, then cancels its pending deliveries in a second statement:
+// the delete waits for publishes that hold the webhook's row (they lock it FOR KEY SHARE), and
+// only a statement started after them sees the deliveries they committed.
+func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
+	return retry(ctx, func() error {
+		return s.inTx(ctx, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID)
+			if err != nil {
+				return fmt.Errorf("delete webhook %d: %w", id, err)
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("delete webhook %d: %w", id, store.ErrNotFound)
+			}
+			_, err = tx.Exec(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = $1, next_attempt_at = NULL,
+				lease_owner = NULL, last_error = 'webhook deleted' WHERE webhook_id = $2 AND status = 'pending'`, ts(now), id)
+			if err != nil {
+				return fmt.Errorf("cancel deliveries of webhook %d: %w", id, err)
+			}
+			return nil
+		})
+	})
+}

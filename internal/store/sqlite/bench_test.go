@@ -1,0 +1,25 @@
+package sqlite_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/hookrelay/hookrelay/internal/store/sqlite"
+	"github.com/hookrelay/hookrelay/internal/store/storetest"
+)
+
+// The same benchmarks as the PostgreSQL driver's (storetest runs both), with the durable
+// default (synchronous=FULL), so the figures compare.
+
+func openBench(b *testing.B) *sqlite.Store {
+	s, err := sqlite.Open(context.Background(), b.TempDir(), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openBench(b)) }
+
+func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openBench(b)) }

@@ -1,0 +1,96 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// The benchmarks every driver runs with the same code, so their figures compare: batches of
+// BenchEvents events, each fanned out to BenchWebhooks webhooks, reported as deliveries/s.
+const (
+	BenchEvents   = 100
+	BenchWebhooks = 2
+)
+
+// benchSetup creates an account with BenchWebhooks webhooks for one event type.
+func benchSetup(b *testing.B, s store.Store) (publish func(at time.Time)) {
+	b.Helper()
+	ctx := context.Background()
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range BenchWebhooks {
+		if _, err := s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
+	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
+	seq := 0
+	events := make([]store.NewEvent, BenchEvents)
+	return func(at time.Time) {
+		for i := range events {
+			seq++
+			events[i] = store.NewEvent{ID: prefix + fmt.Sprint(seq), AccountID: a.ID, Type: "message-send", Body: body, CreatedAt: at}
+		}
+		res, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: at.Add(-24 * time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil || r.Deliveries != BenchWebhooks {
+				b.Fatalf("publish result %+v", r)
+			}
+		}
+	}
+}
+
+// BenchPublish measures Publish: one batch of BenchEvents events per iteration.
+func BenchPublish(b *testing.B, s store.Store) {
+	publish := benchSetup(b, s)
+	n := 0
+	for b.Loop() {
+		publish(t0)
+		n += BenchEvents * BenchWebhooks
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchClaimComplete measures the delivery engine's side of the queue: claiming a batch of due
+// deliveries and recording their outcomes (a successful attempt each). Each iteration publishes
+// one batch with the timer stopped, then claims and completes all of its deliveries.
+func BenchClaimComplete(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	publish := benchSetup(b, s)
+	const perBatch = BenchEvents * BenchWebhooks
+	outcomes := make([]store.Outcome, 0, perBatch)
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		publish(t0)
+		b.StartTimer()
+		now := t0.Add(time.Second)
+		jobs, err := s.Claim(ctx, store.ClaimParams{Owner: "bench", Now: now, Limit: perBatch, LeaseUntil: now.Add(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) != perBatch {
+			b.Fatalf("claimed %d deliveries, want %d", len(jobs), perBatch)
+		}
+		outcomes = outcomes[:0]
+		for _, j := range jobs {
+			outcomes = append(outcomes, store.Outcome{DeliveryID: j.DeliveryID, Owner: "bench", Status: store.StatusSucceeded, At: now,
+				Attempt: &store.Attempt{Attempt: j.Attempts + 1, At: now, StatusCode: 200, DurationMs: 3, ResponseBody: "ok"}})
+		}
+		if err := s.Complete(ctx, outcomes); err != nil {
+			b.Fatal(err)
+		}
+		n += len(jobs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+}
