@@ -143,6 +143,7 @@ func (s *Server) table() []Route {
 		{Method: "DELETE", Pattern: "/v3/webhooks/{id}", access: account, handler: s.deleteWebhook},
 		{Method: "GET", Pattern: "/v3/webhooks/{id}/deliveries", access: account, handler: s.listDeliveries},
 		{Method: "POST", Pattern: "/v3/webhooks/{id}/test", access: account, handler: s.testWebhook},
+		{Method: "GET", Pattern: "/v3/webhooks/{id}/alerts", access: account, handler: s.listAlerts},
 
 		{Method: "POST", Pattern: "/v3/events", access: admin, body: true, handler: s.createEvent},
 		{Method: "POST", Pattern: "/v3/events/batch", access: admin, body: true, handler: s.createEvents},

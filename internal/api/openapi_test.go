@@ -30,7 +30,7 @@ func bodyFields() map[string][]string {
 		"POST /v3/accounts":       accountFields,
 		"PATCH /v3/accounts/{id}": accountFields,
 		"POST /v3/webhooks":       webhookFields,
-		"PATCH /v3/webhooks/{id}": webhookFields,
+		"PATCH /v3/webhooks/{id}": webhookPatchFields,
 		"POST /v3/events":         eventFields,
 		"POST /v3/events/batch":   {"events"},
 	}
@@ -49,6 +49,7 @@ var responseObjects = map[string]any{
 	"PublishedEvent": PublishedEvent{},
 	"Batch":          Batch{},
 	"BatchResult":    BatchResult{},
+	"Alert":          Alert{},
 }
 
 // httpMethods are the operation keys of an OpenAPI path item.

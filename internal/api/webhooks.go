@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hookrelay/hookrelay/internal/event"
@@ -31,6 +32,11 @@ type Webhook struct {
 	Status                 string   `json:"status"`
 	CreatedAt              string   `json:"createdAt"`
 	UpdatedAt              string   `json:"updatedAt"`
+	// Health, read-only.
+	LastDeliveryAt      *string `json:"lastDeliveryAt"`
+	LastSuccessAt       *string `json:"lastSuccessAt"`
+	ConsecutiveFailures int     `json:"consecutiveFailures"`
+	DisabledReason      *string `json:"disabledReason"`
 }
 
 func webhookView(w store.Webhook) Webhook {
@@ -46,6 +52,10 @@ func webhookView(w store.Webhook) Webhook {
 		Status:                 w.Status,
 		CreatedAt:              formatTime(w.CreatedAt),
 		UpdatedAt:              formatTime(w.UpdatedAt),
+		LastDeliveryAt:         optTime(w.LastDeliveryAt),
+		LastSuccessAt:          optTime(w.LastSuccessAt),
+		ConsecutiveFailures:    w.ConsecutiveFailures,
+		DisabledReason:         optString(w.DisabledReason),
 	}
 	if w.AlertEmail != "" {
 		v.AlertEmail = &w.AlertEmail
@@ -59,6 +69,9 @@ func webhookView(w store.Webhook) Webhook {
 // webhookFields are the members a webhook body may have, in the order they are checked.
 var webhookFields = []string{"event", "url", "secret", "alertEmail", "sendAlertEmail", "skipErrors",
 	"skipErrorCodes", "retryOnError", "maxThroughputPerMinute"}
+
+// webhookPatchFields adds status, which only an update may set.
+var webhookPatchFields = append(slices.Clone(webhookFields), "status")
 
 // Limits of webhook fields.
 const (
@@ -74,7 +87,7 @@ var eventList = strings.Join(event.Types, ", ")
 // applyWebhook checks the members present in o and copies them into w. It returns the first
 // error, naming its field.
 func (s *Server) applyWebhook(o object, w *store.Webhook) error {
-	for _, name := range webhookFields {
+	for _, name := range webhookPatchFields {
 		if !o.has(name) {
 			continue
 		}
@@ -133,6 +146,19 @@ func (s *Server) applyWebhook(o object, w *store.Webhook) error {
 				return err
 			}
 			w.MaxThroughputPerMinute = int(n)
+		case "status":
+			v, err := o.str(name)
+			if err != nil || (v != store.WebhookActive && v != store.WebhookDisabled) {
+				return errors.New("status must be active or disabled")
+			}
+			switch {
+			case v == store.WebhookActive && w.Status != store.WebhookActive:
+				// Turned back on: it starts afresh, with no failure streak behind it.
+				w.DisabledReason, w.FailingSince, w.FailingDeliveries, w.ConsecutiveFailures = "", time.Time{}, 0, 0
+			case v == store.WebhookDisabled && w.Status != store.WebhookDisabled:
+				w.DisabledReason = "disabled through the API"
+			}
+			w.Status = v
 		}
 	}
 	return nil
@@ -301,7 +327,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, c caller)
 		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
 		return
 	}
-	o, ok := readObject(w, r, webhookFields...)
+	o, ok := readObject(w, r, webhookPatchFields...)
 	if !ok {
 		return
 	}

@@ -23,6 +23,7 @@ type Config struct {
 	Addr                     string
 	DataDir                  string
 	DatabaseURL              string
+	DBMaxConns               int
 	AdminKey                 string
 	RetrySchedule            []time.Duration
 	DeliveryTimeout          time.Duration
@@ -30,6 +31,7 @@ type Config struct {
 	SMTPURL                  string
 	AlertFrom                string
 	AlertInterval            time.Duration
+	DisableAfter             time.Duration
 	Retention                time.Duration
 	LogLevel                 slog.Level
 	LogFormat                string
@@ -69,6 +71,15 @@ var Settings = []Setting{
 				return errors.New("must be empty or a postgres:// (or postgresql://) URL")
 			}
 			c.DatabaseURL = v
+			return nil
+		}},
+	{Flag: "db-max-conns", Env: "HOOKRELAY_DB_MAX_CONNS", Default: "16", Usage: "PostgreSQL connections per node at most (the URL's pool_max_conns is overridden by this)",
+		apply: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				return errors.New("must be an integer from 1 to 1000")
+			}
+			c.DBMaxConns = n
 			return nil
 		}},
 	{Flag: "admin-key", Env: "HOOKRELAY_ADMIN_KEY", Default: "", Usage: "platform key; if unset, one is generated on first start and written to <data-dir>/admin.key",
@@ -147,6 +158,15 @@ var Settings = []Setting{
 				return errors.New("must be a positive duration, for example 1h or 15m")
 			}
 			c.AlertInterval = d
+			return nil
+		}},
+	{Flag: "disable-after", Env: "HOOKRELAY_DISABLE_AFTER", Default: "5d", Usage: "a webhook failing without a success this long, across at least 10 deliveries, is disabled; 0 = never",
+		apply: func(c *Config, v string) error {
+			d, err := ParseDuration(v)
+			if err != nil || d < 0 {
+				return errors.New("must be 0 (never) or a positive duration, for example 5d or 72h")
+			}
+			c.DisableAfter = d
 			return nil
 		}},
 	{Flag: "retention", Env: "HOOKRELAY_RETENTION", Default: "30d", Usage: "finished deliveries and their events are deleted after this long",

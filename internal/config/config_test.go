@@ -27,7 +27,8 @@ func TestDefaults(t *testing.T) {
 	if c.Addr != "127.0.0.1:8080" || c.DataDir != "./hookrelay-data" || c.DatabaseURL != "" || c.AdminKey != "" ||
 		len(c.RetrySchedule) != 2 || c.RetrySchedule[0] != 30*time.Second || c.RetrySchedule[1] != 5*time.Minute ||
 		c.DeliveryTimeout != 15*time.Second || c.AllowPrivateDestinations || c.SMTPURL != "" ||
-		c.AlertFrom != "hookrelay@localhost" || c.AlertInterval != time.Hour || c.Retention != 30*24*time.Hour {
+		c.AlertFrom != "hookrelay@localhost" || c.AlertInterval != time.Hour || c.Retention != 30*24*time.Hour ||
+		c.DisableAfter != 5*24*time.Hour {
 		t.Fatalf("defaults = %+v", c)
 	}
 	if d := Default(); d.Addr != c.Addr || d.Retention != c.Retention {
@@ -76,6 +77,7 @@ func TestInvalidValuesNameTheSetting(t *testing.T) {
 		{[]string{"--alert-from", "not an address"}, nil, "invalid --alert-from"},
 		{[]string{"--alert-interval", "-5m"}, nil, "invalid --alert-interval"},
 		{[]string{"--retention", "10m"}, nil, "invalid --retention"},
+		{[]string{"--disable-after", "-1h"}, nil, "invalid --disable-after"},
 		{[]string{"--log-level", "loud"}, nil, "invalid --log-level"},
 		{[]string{"--log-format", "xml"}, nil, "invalid --log-format"},
 	}

@@ -188,7 +188,9 @@ func (p policy) decide(w store.Webhook, attempt int, res result, now time.Time) 
 	if res.StatusCode != 0 && (w.SkipErrors || slices.Contains(w.SkipErrorCodes, strconv.Itoa(res.StatusCode))) {
 		return store.StatusIgnored, time.Time{}
 	}
-	if !w.RetryOnError || attempt > len(p.schedule) {
+	// 410 Gone: the endpoint says it is gone for good, and the webhook is disabled for it;
+	// no retry.
+	if !w.RetryOnError || attempt > len(p.schedule) || res.StatusCode == http.StatusGone {
 		return store.StatusFailed, time.Time{}
 	}
 	delay := p.schedule[attempt-1]

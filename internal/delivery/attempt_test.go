@@ -33,6 +33,7 @@ func TestDecide(t *testing.T) {
 		{"second retry", base, 2, result{StatusCode: 500}, store.StatusPending, 5 * time.Minute},
 		{"retries exhausted", base, 3, result{StatusCode: 500}, store.StatusFailed, 0},
 		{"retryOnError false", noRetry, 1, result{StatusCode: 500}, store.StatusFailed, 0},
+		{"410 is not retried", base, 1, result{StatusCode: 410}, store.StatusFailed, 0},
 		{"Retry-After longer wins", base, 1, result{StatusCode: 429, RetryAfter: 2 * time.Minute}, store.StatusPending, 2 * time.Minute},
 		{"Retry-After shorter loses", base, 1, result{StatusCode: 503, RetryAfter: time.Second}, store.StatusPending, 30 * time.Second},
 	}

@@ -47,7 +47,8 @@ type Config struct {
 	// any (500ms); retries that come due are found this way.
 	PollInterval time.Duration
 	// Lease is how long a claim lasts before another node may take the delivery over
-	// (2×Timeout + 30s).
+	// (2×Timeout + 10s: a claimed delivery waits in memory at most Lease/2 before it is given
+	// back, then its attempt takes at most Timeout, so its outcome is written within the lease).
 	Lease time.Duration
 	// Observer, if set, hears the result of every attempt (alerts and health).
 	Observer Observer
@@ -135,7 +136,7 @@ func New(cfg Config) *Engine {
 		cfg.PollInterval = 500 * time.Millisecond
 	}
 	if cfg.Lease == 0 {
-		cfg.Lease = 2*cfg.Timeout + 30*time.Second
+		cfg.Lease = 2*cfg.Timeout + 10*time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -547,7 +548,7 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, j *job) 
 		URL: w.URL, Secret: w.Secret, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
 	})
 	if ctx.Err() == context.Canceled && res.StatusCode == 0 {
-		res.Error = "cancelled: webhook deleted"
+		res.Error = "cancelled: webhook deleted or disabled"
 	}
 	now := time.Now()
 	status, next := e.policy.decide(w, n, res, now)
@@ -611,7 +612,8 @@ func (e *Engine) releaseBodyLocked(b *body) {
 	}
 }
 
-// WebhookChanged makes later attempts use w.
+// WebhookChanged makes later attempts use w; if w is disabled, its queued deliveries are
+// dropped (the store cancelled them in the same change) and its attempts in flight aborted.
 func (e *Engine) WebhookChanged(w store.Webhook) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -622,6 +624,18 @@ func (e *Engine) WebhookChanged(w store.Webhook) {
 	h.w = w
 	if h.heapIdx >= 0 {
 		e.waiting.remove(h)
+	}
+	if w.Status == store.WebhookDisabled {
+		// The store cancelled its pending deliveries with the change: forget the queued ones
+		// and abort the ones in flight, as for a delete.
+		for _, j := range h.queue {
+			e.dropLocked(j)
+		}
+		h.queue = nil
+		for _, cancel := range h.cancels {
+			cancel()
+		}
+		e.m.Held.Set(float64(len(e.held)))
 	}
 	e.considerLocked(h)
 	e.pumpLocked()

@@ -79,7 +79,10 @@ func hookBody(event, url, secret string, extra map[string]any) map[string]any {
 }
 
 func TestDeliveryFanoutSignatureAndHeaders(t *testing.T) {
-	t.Parallel()
+	eachStore(t, testDeliveryFanoutSignatureAndHeaders)
+}
+
+func testDeliveryFanoutSignatureAndHeaders(t *testing.T, start starter) {
 	ts := start(t)
 	a, keyA := ts.createAccount(t, "fanout-a@acme.test")
 	b, keyB := ts.createAccount(t, "fanout-b@acme.test")
@@ -140,8 +143,9 @@ func TestDeliveryFanoutSignatureAndHeaders(t *testing.T) {
 	}
 }
 
-func TestDeliveryRetryThenSuccess(t *testing.T) {
-	t.Parallel()
+func TestDeliveryRetryThenSuccess(t *testing.T) { eachStore(t, testDeliveryRetryThenSuccess) }
+
+func testDeliveryRetryThenSuccess(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "retry@acme.test")
 	rc := newReceiver(t, "s")
@@ -177,8 +181,9 @@ func TestDeliveryRetryThenSuccess(t *testing.T) {
 	}
 }
 
-func TestDeliveryRetriesExhausted(t *testing.T) {
-	t.Parallel()
+func TestDeliveryRetriesExhausted(t *testing.T) { eachStore(t, testDeliveryRetriesExhausted) }
+
+func testDeliveryRetriesExhausted(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "exhausted@acme.test")
 	rc := newReceiver(t, "s")
@@ -195,8 +200,9 @@ func TestDeliveryRetriesExhausted(t *testing.T) {
 	}
 }
 
-func TestDeliveryIgnoredAndNoRetry(t *testing.T) {
-	t.Parallel()
+func TestDeliveryIgnoredAndNoRetry(t *testing.T) { eachStore(t, testDeliveryIgnoredAndNoRetry) }
+
+func testDeliveryIgnoredAndNoRetry(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "ignored@acme.test")
 	listed, skipAll, noRetry := newReceiver(t, "s"), newReceiver(t, "s"), newReceiver(t, "s")
@@ -238,8 +244,9 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr + "/gone"
 }
 
-func TestDeliveryRetryAfterHonoured(t *testing.T) {
-	t.Parallel()
+func TestDeliveryRetryAfterHonoured(t *testing.T) { eachStore(t, testDeliveryRetryAfterHonoured) }
+
+func testDeliveryRetryAfterHonoured(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "retry-after@acme.test")
 	rc := newReceiver(t, "s")
@@ -260,8 +267,9 @@ func TestDeliveryRetryAfterHonoured(t *testing.T) {
 
 // TestDeliveryThroughputWindow checks, on the receiver's clock, that no 60-second window sees
 // more requests than maxThroughputPerMinute, retries included, and that none is dropped.
-func TestDeliveryThroughputWindow(t *testing.T) {
-	t.Parallel()
+func TestDeliveryThroughputWindow(t *testing.T) { eachStore(t, testDeliveryThroughputWindow) }
+
+func testDeliveryThroughputWindow(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) { c.RetrySchedule = []time.Duration{100 * time.Millisecond} })
 	a, key := ts.createAccount(t, "window@acme.test")
 	rc := newReceiver(t, "s")
@@ -304,20 +312,13 @@ func TestDeliveryThroughputWindow(t *testing.T) {
 	if len(ids) != events {
 		t.Fatalf("receiver saw %d distinct events, want %d", len(ids), events)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if len(ts.deliveries(t, key, h, "&status=succeeded")) == events {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries = %v", ts.deliveries(t, key, h, ""))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, func() bool { return len(ts.deliveries(t, key, h, "&status=succeeded")) == events },
+		func() string { return fmt.Sprintf("deliveries = %v", ts.deliveries(t, key, h, "")) })
 }
 
-func TestDeliveryPatchDuringRetries(t *testing.T) {
-	t.Parallel()
+func TestDeliveryPatchDuringRetries(t *testing.T) { eachStore(t, testDeliveryPatchDuringRetries) }
+
+func testDeliveryPatchDuringRetries(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) { c.RetrySchedule = []time.Duration{time.Second, time.Second} })
 	a, key := ts.createAccount(t, "patch@acme.test")
 	oldR, newR := newReceiver(t, "old-secret"), newReceiver(t, "new-secret")
@@ -339,8 +340,9 @@ func TestDeliveryPatchDuringRetries(t *testing.T) {
 	}
 }
 
-func TestDeliveryDeleteCancelsPending(t *testing.T) {
-	t.Parallel()
+func TestDeliveryDeleteCancelsPending(t *testing.T) { eachStore(t, testDeliveryDeleteCancelsPending) }
+
+func testDeliveryDeleteCancelsPending(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) {
 		c.RetrySchedule = []time.Duration{300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
 	})
@@ -367,7 +369,10 @@ func TestDeliveryDeleteCancelsPending(t *testing.T) {
 }
 
 func TestDeliverySlowWebhookDoesNotBlockFast(t *testing.T) {
-	t.Parallel()
+	eachStore(t, testDeliverySlowWebhookDoesNotBlockFast)
+}
+
+func testDeliverySlowWebhookDoesNotBlockFast(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) { c.DeliveryTimeout = 30 * time.Second })
 	a, key := ts.createAccount(t, "slow@acme.test")
 	gate := make(chan struct{})
@@ -398,17 +403,13 @@ func TestDeliverySlowWebhookDoesNotBlockFast(t *testing.T) {
 	}
 	release()
 	slow.waitFor(t, events, 60*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for len(ts.deliveries(t, key, hSlow, "&status=succeeded")) < 100 {
-		if time.Now().After(deadline) {
-			t.Fatal("slow webhook's deliveries did not all succeed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, 20*time.Second, func() bool { return len(ts.deliveries(t, key, hSlow, "&status=succeeded")) == 100 },
+		func() string { return "slow webhook's deliveries did not all succeed" })
 }
 
-func TestPublishIdempotency(t *testing.T) {
-	t.Parallel()
+func TestPublishIdempotency(t *testing.T) { eachStore(t, testPublishIdempotency) }
+
+func testPublishIdempotency(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "idem@acme.test")
 	rc := newReceiver(t, "s")
@@ -430,8 +431,9 @@ func TestPublishIdempotency(t *testing.T) {
 	}
 }
 
-func TestPublishBatch(t *testing.T) {
-	t.Parallel()
+func TestPublishBatch(t *testing.T) { eachStore(t, testPublishBatch) }
+
+func testPublishBatch(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "batch@acme.test")
 	rc := newReceiver(t, "s")
@@ -465,8 +467,9 @@ func TestPublishBatch(t *testing.T) {
 	rc.waitFor(t, 2, 10*time.Second)
 }
 
-func TestDeliveriesAPI(t *testing.T) {
-	t.Parallel()
+func TestDeliveriesAPI(t *testing.T) { eachStore(t, testDeliveriesAPI) }
+
+func testDeliveriesAPI(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) { c.RetrySchedule = nil })
 	a, key := ts.createAccount(t, "api@acme.test")
 	_, otherKey := ts.createAccount(t, "api-other@acme.test")
@@ -531,8 +534,9 @@ func TestDeliveriesAPI(t *testing.T) {
 	}
 }
 
-func TestMetricsExposed(t *testing.T) {
-	t.Parallel()
+func TestMetricsExposed(t *testing.T) { eachStore(t, testMetricsExposed) }
+
+func testMetricsExposed(t *testing.T, start starter) {
 	ts := start(t)
 	a, key := ts.createAccount(t, "metrics@acme.test")
 	rc := newReceiver(t, "s")

@@ -3,14 +3,20 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/internal/config"
 	"github.com/hookrelay/hookrelay/internal/server"
@@ -40,7 +46,10 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
-// start runs a server with testConfig changed by edit; it stops when the test ends.
+// starter starts a server with testConfig changed by edit; it stops when the test ends.
+type starter func(t *testing.T, edit ...func(*config.Config)) *testServer
+
+// start runs a server on the embedded store.
 func start(t *testing.T, edit ...func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := testConfig(t)
@@ -48,6 +57,79 @@ func start(t *testing.T, edit ...func(*config.Config)) *testServer {
 		e(&cfg)
 	}
 	return startWith(t, cfg)
+}
+
+// startPG runs a server on PostgreSQL, in a schema of its own.
+func startPG(t *testing.T, edit ...func(*config.Config)) *testServer {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.DatabaseURL = pgSchemaURL(t)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	return startWith(t, cfg)
+}
+
+// eachStore runs test in parallel on every store: the embedded one, and PostgreSQL when
+// HOOKRELAY_TEST_POSTGRES_URL is set.
+func eachStore(t *testing.T, test func(t *testing.T, start starter)) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		test(t, start)
+	})
+	if os.Getenv("HOOKRELAY_TEST_POSTGRES_URL") == "" {
+		return
+	}
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		test(t, startPG)
+	})
+}
+
+// pgSchemaURL makes a fresh schema in the test database and returns a URL whose connections
+// use it; the schema is dropped when the test ends. Without HOOKRELAY_TEST_POSTGRES_URL the
+// test is skipped; with it set, an unreachable database fails the test.
+func pgSchemaURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("HOOKRELAY_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("HOOKRELAY_TEST_POSTGRES_URL is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("HOOKRELAY_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "test_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func startWith(t testing.TB, cfg config.Config) *testServer {
@@ -204,4 +286,16 @@ func (ts *testServer) request(t *testing.T, method, path string, header http.Hea
 		t.Fatal(err)
 	}
 	return resp.StatusCode, raw, resp.Header
+}
+
+// eventually polls cond until it holds, failing the test with describe() after limit.
+func eventually(t testing.TB, limit time.Duration, cond func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", limit, describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -10,17 +10,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/hookrelay/hookrelay/internal/alert"
 	"github.com/hookrelay/hookrelay/internal/api"
 	"github.com/hookrelay/hookrelay/internal/apikey"
 	"github.com/hookrelay/hookrelay/internal/config"
 	"github.com/hookrelay/hookrelay/internal/delivery"
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/postgres"
 	"github.com/hookrelay/hookrelay/internal/store/sqlite"
 )
 
@@ -30,7 +33,11 @@ const AdminKeyFile = "admin.key"
 // OpenStore opens the store the configuration names and applies pending migrations.
 func OpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.DatabaseURL != "" {
-		return nil, errors.New("PostgreSQL is not supported yet: leave HOOKRELAY_DATABASE_URL empty to use the embedded store")
+		s, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Logger: log, MaxConns: int32(cfg.DBMaxConns)})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL store: %w", err)
+		}
+		return s, nil
 	}
 	s, err := sqlite.Open(ctx, cfg.DataDir, sqlite.Options{Logger: log})
 	if err != nil {
@@ -48,6 +55,7 @@ type Server struct {
 	adminKey string
 	metrics  *metrics.Metrics
 	engine   *delivery.Engine
+	monitor  *alert.Monitor
 	ln       net.Listener
 	http     *http.Server
 }
@@ -84,14 +92,34 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 
 	s.metrics = metrics.New(s.store)
+	node := owner()
+	var mailer alert.Mailer
+	if cfg.SMTPURL != "" {
+		if mailer, err = alert.NewSMTP(cfg.SMTPURL, 30*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	s.monitor = alert.New(alert.Config{
+		Store:        s.store,
+		Owner:        node,
+		Interval:     cfg.AlertInterval,
+		DisableAfter: cfg.DisableAfter,
+		Mailer:       mailer,
+		From:         cfg.AlertFrom,
+		Logger:       log,
+		Metrics:      s.metrics,
+		// The engine is made next; it and the monitor each need the other.
+		StatusChanged: func(w store.Webhook) { s.engine.WebhookChanged(w) },
+	})
 	s.engine = delivery.New(delivery.Config{
 		Store:         s.store,
-		Owner:         owner(),
+		Owner:         node,
 		RetrySchedule: cfg.RetrySchedule,
 		Timeout:       cfg.DeliveryTimeout,
 		AllowPrivate:  cfg.AllowPrivateDestinations,
 		Metrics:       s.metrics,
 		Logger:        log,
+		Observer:      s.monitor,
 	})
 	handler := api.New(api.Config{
 		Store:                    s.store,
@@ -136,6 +164,13 @@ func (s *Server) Run(ctx context.Context) error {
 	bg, stopBackground := context.WithCancel(context.Background())
 	engineDone := make(chan error, 1)
 	go func() { engineDone <- s.engine.Run(bg) }()
+	// The monitor stops after the engine, so the last attempts' health and alerts are written.
+	monitorCtx, stopMonitor := context.WithCancel(context.Background())
+	monitorDone := make(chan struct{})
+	go func() {
+		defer close(monitorDone)
+		s.monitor.Run(monitorCtx)
+	}()
 	pruneDone := make(chan struct{})
 	go func() {
 		defer close(pruneDone)
@@ -157,6 +192,8 @@ func (s *Server) Run(ctx context.Context) error {
 	stopBackground()
 	err = errors.Join(err, <-engineDone)
 	<-pruneDone
+	stopMonitor()
+	<-monitorDone
 	s.log.Info("stopped")
 	return errors.Join(err, s.close())
 }
@@ -170,7 +207,7 @@ func owner() string {
 
 func (s *Server) storeName() string {
 	if s.cfg.DatabaseURL != "" {
-		return "postgres"
+		return "postgres:" + redactDSN(s.cfg.DatabaseURL)
 	}
 	return "sqlite:" + filepath.Join(s.cfg.DataDir, sqlite.FileName)
 }
@@ -219,4 +256,13 @@ func adminKey(cfg config.Config, log *slog.Logger) (string, error) {
 	}
 	log.Info("admin key generated", "path", path)
 	return key, nil
+}
+
+// redactDSN shows a database URL without its password.
+func redactDSN(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
 }

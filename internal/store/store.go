@@ -79,6 +79,68 @@ type Webhook struct {
 	Version   int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// Health, kept up to date by the delivery engine (see UpdateHealth).
+	LastDeliveryAt      time.Time // last attempt's time; zero before any
+	LastSuccessAt       time.Time // last 200's time; zero before any
+	ConsecutiveFailures int       // failed attempts since the last success (ignored errors do not count)
+	FailingSince        time.Time // first failure since the last success; zero while healthy
+	FailingDeliveries   int       // deliveries that failed since FailingSince
+	DisabledReason      string    // why the webhook was disabled; empty while active
+}
+
+// AlertState is what alert coalescing remembers of a webhook between emails.
+type AlertState struct {
+	// Alerting: a failing alert went out and no success came since.
+	Alerting bool
+	// LastAlertAt is when the last failing alert was queued.
+	LastAlertAt time.Time
+	// Pending counts failures not reported yet; the others describe them.
+	Pending           int
+	PendingFirstAt    time.Time
+	PendingLastAt     time.Time
+	PendingLastStatus int
+	PendingLastError  string
+	PendingEvents     []string
+}
+
+// Alert kinds.
+const (
+	AlertFailing   = "failing"
+	AlertRecovered = "recovered"
+	AlertDisabled  = "disabled"
+)
+
+// Alert states.
+const (
+	AlertPending = "pending" // to be mailed
+	AlertSent    = "sent"
+	AlertFailed  = "failed" // mailing gave up
+	AlertLogged  = "logged" // no mail server configured: kept and logged only
+)
+
+// Alert is one alert email, queued or done.
+type Alert struct {
+	ID             int64
+	AccountID      int64
+	WebhookID      int64
+	Kind           string
+	Recipient      string
+	URL            string // the webhook's URL when the alert was made
+	Event          string // the webhook's event type
+	Failures       int
+	FirstFailureAt time.Time
+	LastFailureAt  time.Time
+	LastStatusCode int
+	LastError      string
+	Events         []string // event types of the failed deliveries
+	Reason         string   // for AlertDisabled: why
+	State          string
+	Tries          int
+	NextTryAt      time.Time
+	SendError      string
+	CreatedAt      time.Time
+	SentAt         time.Time
 }
 
 // Page selects one page of a list: rows [Page*Size, Page*Size+Size) of the newest-first order.
@@ -202,8 +264,8 @@ type QueueStats struct {
 
 // PruneParams says what history may go.
 type PruneParams struct {
-	// Before: finished deliveries completed before it, and events created before it that no
-	// delivery refers to any more, are deleted.
+	// Before: finished deliveries completed before it, events created before it that no
+	// delivery refers to any more, and alerts done before it are deleted.
 	Before time.Time
 	// IdempotencyBefore: idempotency keys of events created before it are forgotten.
 	IdempotencyBefore time.Time
@@ -239,7 +301,8 @@ type Store interface {
 	WebhookByID(ctx context.Context, id int64) (Webhook, error)
 	ListWebhooks(ctx context.Context, accountID int64, f WebhookFilter, p Page) ([]Webhook, int, error)
 	// UpdateWebhook applies update to the stored webhook inside one transaction and bumps
-	// its Version; an error from update aborts the change and is returned as is.
+	// its Version; an error from update aborts the change and is returned as is. If the
+	// update disables the webhook, its pending deliveries are cancelled in that transaction.
 	UpdateWebhook(ctx context.Context, accountID, id int64, update func(*Webhook) error) (Webhook, error)
 	// DeleteWebhook deletes the webhook and cancels its pending deliveries in one transaction.
 	DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error
@@ -265,4 +328,22 @@ type Store interface {
 	QueueStats(ctx context.Context, now time.Time) (QueueStats, error)
 	// Prune deletes old history and reports how many deliveries it deleted.
 	Prune(ctx context.Context, p PruneParams) (int, error)
+
+	// UpdateHealth runs update for each of the webhooks (missing ones are skipped) on the
+	// stored webhook and its alert state, with both locked against concurrent updates, and
+	// stores what it changed: the health fields, the alert state, the alerts it returns and,
+	// when it disables the webhook (Status becomes WebhookDisabled), its cancelled pending
+	// deliveries. It returns the webhooks whose status changed. An error from update aborts
+	// the whole call.
+	UpdateHealth(ctx context.Context, ids []int64, update func(w *Webhook, st *AlertState) ([]Alert, error)) ([]Webhook, error)
+	// AlertsDue lists the webhooks whose alert state holds unreported failures and whose last
+	// alert was queued at or before before.
+	AlertsDue(ctx context.Context, before time.Time) ([]int64, error)
+	// ClaimAlerts leases up to limit pending alerts whose NextTryAt has come.
+	ClaimAlerts(ctx context.Context, owner string, now time.Time, limit int, leaseUntil time.Time) ([]Alert, error)
+	// FinishAlert records a send attempt of a claimed alert: State, Tries, NextTryAt,
+	// SendError and SentAt are taken from a; applied only while owner holds the lease.
+	FinishAlert(ctx context.Context, owner string, a Alert) error
+	// ListAlerts lists a webhook's alerts, newest first.
+	ListAlerts(ctx context.Context, accountID, webhookID int64, p Page) ([]Alert, int, error)
 }

@@ -303,9 +303,10 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 	return q, nil
 }
 
-// Prune runs as one batch, one implicit transaction of three statements; each sees what the one
+// Prune runs as one batch, one implicit transaction of four statements; each sees what the one
 // before deleted, so an event whose last delivery goes now goes in the same call. SKIP LOCKED
-// lets two nodes prune at once without waiting for each other.
+// lets two nodes prune at once without waiting for each other. Finished alerts go by their
+// creation time, at most Limit of them per call.
 func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 	var limit any = p.Limit
 	if p.Limit < 0 {
@@ -325,6 +326,8 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 		b.Queue(`DELETE FROM events WHERE id IN (SELECT e.id FROM events e
 				WHERE e.created_at < $1 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
 				ORDER BY e.created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, ts(p.Before), limit)
+		b.Queue(`DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+				WHERE created_at < $1 AND state <> 'pending' ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, ts(p.Before), limit)
 		b.Queue(`UPDATE events SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < $1`,
 			ts(p.IdempotencyBefore))
 		br := s.pool.SendBatch(ctx, b)
@@ -334,6 +337,9 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 		}
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("prune events: %w", err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("prune alerts: %w", err)
 		}
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("forget idempotency keys: %w", err)

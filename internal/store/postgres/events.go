@@ -17,7 +17,9 @@ import (
 //
 // hooks is locked FOR KEY SHARE: publishers do not block each other, but a webhook deleted
 // meanwhile is skipped, and a DeleteWebhook waits until this publish has committed before it
-// cancels the webhook's pending deliveries (so none slips past the cancel).
+// cancels the webhook's pending deliveries (so none slips past the cancel). Disabling a webhook
+// takes FOR UPDATE for the same reason (lockForDisableSQL), several at once in id order, so
+// hooks is locked in id order too: the two never wait for each other in a cycle.
 //
 // Events with an idempotency key whose key is already held are left out by ON CONFLICT DO
 // NOTHING, which also waits for a concurrent publisher inserting the same key: the unique index
@@ -34,6 +36,7 @@ const publishSQL = `WITH e AS (
 ), hooks AS (
 	SELECT w.id, w.account_id, w.event, w.status = 'active' AS active FROM webhooks w
 	WHERE (w.account_id, w.event) IN (SELECT account_id, type FROM e)
+	ORDER BY w.id
 	FOR KEY SHARE
 ), fan AS (
 	SELECT account_id, event, count(*)::int AS n FROM hooks GROUP BY account_id, event

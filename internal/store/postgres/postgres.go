@@ -264,6 +264,21 @@ func fromTS(t pgtype.Timestamptz) time.Time {
 	return t.Time.UTC()
 }
 
+// nullTS is the stored form of a time that may be unset: the zero time is NULL.
+func nullTS(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: ts(t), Valid: true}
+}
+
+func nullInt(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
 func nullString(s string) any {
 	if s == "" {
 		return nil

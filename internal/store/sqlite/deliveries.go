@@ -243,6 +243,10 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 			ORDER BY e.created_at LIMIT ?)`, ms(p.Before), p.Limit); err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
+			WHERE created_at < ? AND state != 'pending' ORDER BY created_at LIMIT ?)`, ms(p.Before), p.Limit); err != nil {
+			return fmt.Errorf("prune alerts: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE events SET idempotency_key = NULL
 			WHERE idempotency_key IS NOT NULL AND created_at < ?`, ms(p.IdempotencyBefore)); err != nil {
 			return fmt.Errorf("forget idempotency keys: %w", err)

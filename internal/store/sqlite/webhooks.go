@@ -11,24 +11,43 @@ import (
 )
 
 const webhookColumns = `id, account_id, event, url, secret, alert_email, send_alert_email, skip_errors,
-	skip_error_codes, retry_on_error, max_throughput_per_minute, status, version, created_at, updated_at`
+	skip_error_codes, retry_on_error, max_throughput_per_minute, status, version, created_at, updated_at,
+	last_delivery_at, last_success_at, consecutive_failures, failing_since, failing_deliveries, disabled_reason`
 
 func scanWebhook(row interface{ Scan(...any) error }) (store.Webhook, error) {
+	w, _, err := scanWebhookState(row, false)
+	return w, err
+}
+
+// scanWebhookState scans webhookColumns, followed by alert_state when withState.
+func scanWebhookState(row interface{ Scan(...any) error }, withState bool) (store.Webhook, store.AlertState, error) {
 	var w store.Webhook
-	var alert sql.NullString
-	var codes string
+	var st store.AlertState
+	var alert, reason sql.NullString
+	var codes, state string
 	var created, updated int64
-	err := row.Scan(&w.ID, &w.AccountID, &w.Event, &w.URL, &w.Secret, &alert, &w.SendAlertEmail, &w.SkipErrors,
-		&codes, &w.RetryOnError, &w.MaxThroughputPerMinute, &w.Status, &w.Version, &created, &updated)
-	if err != nil {
-		return w, err
+	var lastDelivery, lastSuccess, failingSince sql.NullInt64
+	dest := []any{&w.ID, &w.AccountID, &w.Event, &w.URL, &w.Secret, &alert, &w.SendAlertEmail, &w.SkipErrors,
+		&codes, &w.RetryOnError, &w.MaxThroughputPerMinute, &w.Status, &w.Version, &created, &updated,
+		&lastDelivery, &lastSuccess, &w.ConsecutiveFailures, &failingSince, &w.FailingDeliveries, &reason}
+	if withState {
+		dest = append(dest, &state)
 	}
-	w.AlertEmail = alert.String
+	if err := row.Scan(dest...); err != nil {
+		return w, st, err
+	}
+	w.AlertEmail, w.DisabledReason = alert.String, reason.String
 	if err := json.Unmarshal([]byte(codes), &w.SkipErrorCodes); err != nil {
-		return w, fmt.Errorf("webhook %d: skip_error_codes: %w", w.ID, err)
+		return w, st, fmt.Errorf("webhook %d: skip_error_codes: %w", w.ID, err)
 	}
 	w.CreatedAt, w.UpdatedAt = fromMs(created), fromMs(updated)
-	return w, nil
+	w.LastDeliveryAt, w.LastSuccessAt, w.FailingSince = fromMs(lastDelivery.Int64), fromMs(lastSuccess.Int64), fromMs(failingSince.Int64)
+	if withState {
+		if err := decodeAlertState(state, &st); err != nil {
+			return w, st, fmt.Errorf("webhook %d: alert_state: %w", w.ID, err)
+		}
+	}
+	return w, st, nil
 }
 
 func encodeCodes(codes []string) string {
@@ -123,6 +142,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 		if err != nil {
 			return fmt.Errorf("get webhook %d: %w", id, notFound(err))
 		}
+		before := w.Status
 		if err := update(&w); err != nil {
 			return err
 		}
@@ -140,9 +160,37 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 		if err != nil {
 			return fmt.Errorf("update webhook %d: %w", id, err)
 		}
+		if err := writeHealth(ctx, tx, w); err != nil {
+			return err
+		}
+		if before != store.WebhookDisabled && w.Status == store.WebhookDisabled {
+			return cancelPending(ctx, tx, id, "webhook disabled", w.UpdatedAt)
+		}
 		return nil
 	})
 	return w, err
+}
+
+// writeHealth stores w's health fields.
+func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
+	_, err := tx.ExecContext(ctx, `UPDATE webhooks SET last_delivery_at = ?, last_success_at = ?, consecutive_failures = ?,
+		failing_since = ?, failing_deliveries = ?, disabled_reason = ? WHERE id = ?`,
+		nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
+		w.FailingDeliveries, nullString(w.DisabledReason), w.ID)
+	if err != nil {
+		return fmt.Errorf("update health of webhook %d: %w", w.ID, err)
+	}
+	return nil
+}
+
+// cancelPending cancels the webhook's pending deliveries.
+func cancelPending(ctx context.Context, tx *sql.Tx, webhookID int64, reason string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = ?, next_attempt_at = NULL,
+		lease_owner = NULL, last_error = ? WHERE webhook_id = ? AND status = 'pending'`, ms(now), reason, webhookID)
+	if err != nil {
+		return fmt.Errorf("cancel deliveries of webhook %d: %w", webhookID, err)
+	}
+	return nil
 }
 
 func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
@@ -154,11 +202,6 @@ func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("delete webhook %d: %w", id, store.ErrNotFound)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = ?, next_attempt_at = NULL,
-			lease_owner = NULL, last_error = 'webhook deleted' WHERE webhook_id = ? AND status = 'pending'`, ms(now), id)
-		if err != nil {
-			return fmt.Errorf("cancel deliveries of webhook %d: %w", id, err)
-		}
-		return nil
+		return cancelPending(ctx, tx, id, "webhook deleted", now)
 	})
 }

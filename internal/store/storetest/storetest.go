@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,10 @@ func Run(t *testing.T, open Open) {
 		{"ListDeliveries", testListDeliveries},
 		{"QueueStats", testQueueStats},
 		{"Prune", testPrune},
+		{"UpdateHealth", testUpdateHealth},
+		{"UpdateHealthDisables", testUpdateHealthDisables},
+		{"DisableByUpdateWebhook", testDisableByUpdateWebhook},
+		{"Alerts", testAlerts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -969,4 +974,250 @@ func testPrune(t *testing.T, s store.Store) {
 	if list, _ := must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25})); len(list) != 3 {
 		t.Fatalf("after prune the webhook has %d deliveries, want 3 (pending, fresh, reuse)", len(list))
 	}
+}
+
+func testUpdateHealth(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "health@acme.test")
+	b := createAccount(t, s, "health-b@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	other := createWebhook(t, s, a.ID, "message-send")
+	at := t0.Add(time.Hour)
+	changed, err := s.UpdateHealth(ctx, []int64{w.ID, 99999}, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		if x.ID != w.ID || x.URL != w.URL || x.ConsecutiveFailures != 0 || !x.LastDeliveryAt.IsZero() || st.Alerting || st.Pending != 0 {
+			t.Errorf("update sees webhook %+v, state %+v", x, st)
+		}
+		x.LastDeliveryAt, x.LastSuccessAt, x.FailingSince = at, at.Add(-time.Minute), at.Add(-30*time.Second)
+		x.ConsecutiveFailures, x.FailingDeliveries = 3, 2
+		*st = store.AlertState{Alerting: true, LastAlertAt: at, Pending: 2, PendingFirstAt: at.Add(time.Second),
+			PendingLastAt: at.Add(2 * time.Second), PendingLastStatus: 503, PendingLastError: "HTTP 503", PendingEvents: []string{"message-send"}}
+		return []store.Alert{{AccountID: x.AccountID, WebhookID: x.ID, Kind: store.AlertFailing, Recipient: "ops@acme.test",
+			URL: x.URL, Event: x.Event, Failures: 1, FirstFailureAt: at, LastFailureAt: at, LastStatusCode: 500,
+			LastError: "HTTP 500", Events: []string{"message-send"}, State: store.AlertPending, NextTryAt: at, CreatedAt: at}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 0 {
+		t.Fatalf("UpdateHealth reported %d status changes, want none", len(changed))
+	}
+	got := must(s.GetWebhook(ctx, a.ID, w.ID))
+	if !got.LastDeliveryAt.Equal(at) || !got.LastSuccessAt.Equal(at.Add(-time.Minute)) || !got.FailingSince.Equal(at.Add(-30*time.Second)) ||
+		got.ConsecutiveFailures != 3 || got.FailingDeliveries != 2 || got.Version != w.Version || got.Status != store.WebhookActive {
+		t.Fatalf("after UpdateHealth webhook = %+v", got)
+	}
+	// The state comes back as stored.
+	_, err = s.UpdateHealth(ctx, []int64{w.ID}, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		want := store.AlertState{Alerting: true, LastAlertAt: at, Pending: 2, PendingFirstAt: at.Add(time.Second),
+			PendingLastAt: at.Add(2 * time.Second), PendingLastStatus: 503, PendingLastError: "HTTP 503", PendingEvents: []string{"message-send"}}
+		if st.Alerting != want.Alerting || !st.LastAlertAt.Equal(want.LastAlertAt) || st.Pending != want.Pending ||
+			!st.PendingFirstAt.Equal(want.PendingFirstAt) || !st.PendingLastAt.Equal(want.PendingLastAt) ||
+			st.PendingLastStatus != want.PendingLastStatus || st.PendingLastError != want.PendingLastError ||
+			!slices.Equal(st.PendingEvents, want.PendingEvents) {
+			t.Errorf("stored alert state = %+v, want %+v", st, want)
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Webhooks with unreported failures are due once their last alert is old enough.
+	if due := must(s.AlertsDue(ctx, at.Add(-time.Second))); len(due) != 0 {
+		t.Fatalf("AlertsDue before the last alert = %v", due)
+	}
+	if due := must(s.AlertsDue(ctx, at)); !slices.Equal(due, []int64{w.ID}) {
+		t.Fatalf("AlertsDue = %v, want [%d]", due, w.ID)
+	}
+	list, total := must2(s.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 25}))
+	if total != 1 || list[0].ID == 0 || list[0].Kind != store.AlertFailing || list[0].Recipient != "ops@acme.test" ||
+		list[0].LastStatusCode != 500 || list[0].LastError != "HTTP 500" || !slices.Equal(list[0].Events, []string{"message-send"}) ||
+		list[0].State != store.AlertPending || !list[0].CreatedAt.Equal(at) || list[0].URL != w.URL || list[0].Failures != 1 {
+		t.Fatalf("ListAlerts = %+v", list)
+	}
+	if _, total := must2(s.ListAlerts(ctx, b.ID, w.ID, store.Page{Size: 25})); total != 0 {
+		t.Fatal("another account lists the webhook's alerts")
+	}
+	if _, total := must2(s.ListAlerts(ctx, a.ID, other.ID, store.Page{Size: 25})); total != 0 {
+		t.Fatal("another webhook lists the alerts")
+	}
+	// Clearing the pending failures takes the webhook off AlertsDue.
+	_, err = s.UpdateHealth(ctx, []int64{w.ID}, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		st.Pending, st.PendingEvents = 0, nil
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if due := must(s.AlertsDue(ctx, at.Add(time.Hour))); len(due) != 0 {
+		t.Fatalf("AlertsDue after clearing = %v", due)
+	}
+	// An error aborts the whole call.
+	refuse := errors.New("refused")
+	_, err = s.UpdateHealth(ctx, []int64{w.ID, other.ID}, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		x.ConsecutiveFailures = 99
+		if x.ID == other.ID {
+			return nil, refuse
+		}
+		return nil, nil
+	})
+	if !errors.Is(err, refuse) {
+		t.Fatalf("UpdateHealth with a failing update: err = %v", err)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); got.ConsecutiveFailures != 3 {
+		t.Fatalf("a failed UpdateHealth changed the webhook: %+v", got)
+	}
+}
+
+func testUpdateHealthDisables(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "disable@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0))
+	at := t0.Add(time.Minute)
+	changed, err := s.UpdateHealth(ctx, []int64{w.ID}, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		x.Status, x.DisabledReason, x.UpdatedAt = store.WebhookDisabled, "endpoint answered 410 Gone", at
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || changed[0].ID != w.ID || changed[0].Status != store.WebhookDisabled || changed[0].Version <= w.Version {
+		t.Fatalf("UpdateHealth changed = %+v", changed)
+	}
+	got := must(s.GetWebhook(ctx, a.ID, w.ID))
+	if got.Status != store.WebhookDisabled || got.DisabledReason != "endpoint answered 410 Gone" || got.Version != changed[0].Version || !got.UpdatedAt.Equal(at) {
+		t.Fatalf("disabled webhook = %+v", got)
+	}
+	list, _ := must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25}))
+	for _, d := range list {
+		if d.Status != store.StatusCancelled || !strings.Contains(d.LastError, "410 Gone") {
+			t.Fatalf("pending delivery of a disabled webhook = %+v", d)
+		}
+	}
+	if len(list) != 2 {
+		t.Fatalf("%d deliveries", len(list))
+	}
+	// New events for a disabled webhook are kept as cancelled.
+	publish(t, s, newEvent(a.ID, "message-send", at))
+	if jobs := claim(t, s, "n", at.Add(time.Hour), 10); len(jobs) != 0 {
+		t.Fatalf("a disabled webhook's delivery was claimed: %+v", jobs)
+	}
+}
+
+func testDisableByUpdateWebhook(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "patch-disable@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	publish(t, s, newEvent(a.ID, "message-send", t0))
+	if _, err := s.UpdateWebhook(ctx, a.ID, w.ID, func(x *store.Webhook) error {
+		x.Status, x.DisabledReason = store.WebhookDisabled, "disabled by its owner"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25}))
+	if len(list) != 1 || list[0].Status != store.StatusCancelled {
+		t.Fatalf("after disabling by update: %+v", list)
+	}
+	// Turning it back on resets nothing by itself but keeps what the update set.
+	upd, err := s.UpdateWebhook(ctx, a.ID, w.ID, func(x *store.Webhook) error {
+		x.Status, x.DisabledReason, x.ConsecutiveFailures, x.FailingSince = store.WebhookActive, "", 0, time.Time{}
+		return nil
+	})
+	if err != nil || upd.Status != store.WebhookActive || upd.DisabledReason != "" {
+		t.Fatalf("re-enable: %+v %v", upd, err)
+	}
+	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); got.Status != store.WebhookActive || got.DisabledReason != "" {
+		t.Fatalf("re-enabled webhook = %+v", got)
+	}
+}
+
+func testAlerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "alerts@acme.test")
+	w := createWebhook(t, s, a.ID, "message-send")
+	at := t0.Add(time.Hour)
+	mk := func(kind, state string, created time.Time) store.Alert {
+		return store.Alert{AccountID: a.ID, WebhookID: w.ID, Kind: kind, Recipient: "ops@acme.test", URL: w.URL, Event: w.Event,
+			State: state, NextTryAt: created, CreatedAt: created}
+	}
+	_, err := s.UpdateHealth(ctx, []int64{w.ID}, func(*store.Webhook, *store.AlertState) ([]store.Alert, error) {
+		return []store.Alert{mk(store.AlertFailing, store.AlertPending, at), mk(store.AlertRecovered, store.AlertPending, at.Add(time.Minute)),
+			mk(store.AlertFailing, store.AlertLogged, t0)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.ClaimAlerts(ctx, "n1", at.Add(-time.Second), 10, at.Add(time.Hour))); len(got) != 0 {
+		t.Fatalf("claimed %d alerts before they were due", len(got))
+	}
+	first := must(s.ClaimAlerts(ctx, "n1", at.Add(30*time.Second), 10, at.Add(time.Hour)))
+	if len(first) != 1 || first[0].Kind != store.AlertFailing || first[0].State != store.AlertPending {
+		t.Fatalf("first claim = %+v", first)
+	}
+	if got := must(s.ClaimAlerts(ctx, "n2", at.Add(2*time.Minute), 10, at.Add(time.Hour))); len(got) != 1 || got[0].Kind != store.AlertRecovered {
+		t.Fatalf("second claim = %+v, want only the recovered alert (the other is leased, the logged one is not pending)", got)
+	}
+	// A failed send is retried later.
+	retry := first[0]
+	retry.Tries, retry.SendError, retry.NextTryAt = 1, "dial tcp: connection refused", at.Add(10*time.Minute)
+	if err := s.FinishAlert(ctx, "n1", retry); err != nil {
+		t.Fatal(err)
+	}
+	if got := must(s.ClaimAlerts(ctx, "n1", at.Add(9*time.Minute), 10, at.Add(2*time.Hour))); len(got) != 0 {
+		t.Fatalf("claimed %d alerts before their retry time", len(got))
+	}
+	again := must(s.ClaimAlerts(ctx, "n1", at.Add(10*time.Minute), 10, at.Add(2*time.Hour)))
+	if len(again) != 1 || again[0].ID != first[0].ID || again[0].Tries != 1 || again[0].SendError != "dial tcp: connection refused" {
+		t.Fatalf("claim after retry time = %+v", again)
+	}
+	sent := again[0]
+	sent.State, sent.Tries, sent.SentAt, sent.SendError = store.AlertSent, 2, at.Add(10*time.Minute), ""
+	// Another owner's finish does not apply.
+	if err := s.FinishAlert(ctx, "someone-else", sent); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := must2(s.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 25}))
+	for _, x := range list {
+		if x.ID == sent.ID && x.State != store.AlertPending {
+			t.Fatalf("a finish by a non-owner applied: %+v", x)
+		}
+	}
+	if err := s.FinishAlert(ctx, "n1", sent); err != nil {
+		t.Fatal(err)
+	}
+	list, total := must2(s.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 2}))
+	if total != 3 || len(list) != 2 || list[0].ID < list[1].ID {
+		t.Fatalf("ListAlerts = %+v (total %d)", list, total)
+	}
+	var found bool
+	for _, x := range must2first(s.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 25})) {
+		if x.ID == sent.ID {
+			found = true
+			if x.State != store.AlertSent || x.Tries != 2 || !x.SentAt.Equal(at.Add(10*time.Minute)) || x.SendError != "" {
+				t.Fatalf("sent alert = %+v", x)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("sent alert not listed")
+	}
+	if got := must(s.ClaimAlerts(ctx, "n1", at.Add(24*time.Hour), 10, at.Add(25*time.Hour))); len(got) != 1 || got[0].Kind != store.AlertRecovered {
+		t.Fatalf("after send, claimable = %+v (want only the recovered one, whose lease ended)", got)
+	}
+	// Prune deletes old finished alerts, not pending ones.
+	if _, err := s.Prune(ctx, store.PruneParams{Before: at.Add(48 * time.Hour), IdempotencyBefore: t0, Limit: 100}); err != nil {
+		t.Fatal(err)
+	}
+	list, total = must2(s.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 25}))
+	if total != 1 || list[0].Kind != store.AlertRecovered {
+		t.Fatalf("after prune: %+v", list)
+	}
+}
+
+func must2first[T any](v T, _ int, err error) T {
+	if err != nil {
+		panic(failure{err})
+	}
+	return v
 }

@@ -1,0 +1,156 @@
+package alert
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func failure(at time.Time, attempt, status int) store.Attempt {
+	return store.Attempt{Attempt: attempt, At: at, StatusCode: status, Error: "HTTP " + http(status)}
+}
+
+func http(code int) string { return map[int]string{500: "500", 503: "503", 410: "410"}[code] }
+
+func TestApplyCoalescesAndRecovers(t *testing.T) {
+	m := New(Config{Interval: time.Hour, DisableAfter: 5 * 24 * time.Hour, Mailer: nopMailer{}})
+	w := &store.Webhook{ID: 7, AccountID: 1, Event: "message-send", URL: "https://u:p@example.com/h?token=x", SendAlertEmail: true, Status: store.WebhookActive}
+	var st store.AlertState
+
+	// First failure: alert at once.
+	m.Attempted(*w, store.StatusPending, failure(t0, 1, 500))
+	tl := m.tallies[7]
+	delete(m.tallies, 7)
+	alerts := m.apply(w, &st, tl, "ops@acme.test", t0)
+	if len(alerts) != 1 || alerts[0].Kind != store.AlertFailing || alerts[0].Failures != 1 || alerts[0].URL != "https://example.com/h?…" {
+		t.Fatalf("first failure: %+v", alerts)
+	}
+	if w.ConsecutiveFailures != 1 || !w.FailingSince.Equal(t0) || w.FailingDeliveries != 1 || !st.Alerting {
+		t.Fatalf("after first failure: webhook %+v state %+v", w, st)
+	}
+
+	// Failures within the interval are gathered, not sent.
+	for i := range 3 {
+		m.Attempted(*w, store.StatusFailed, failure(t0.Add(time.Duration(i+1)*time.Minute), 1, 503))
+	}
+	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(5*time.Minute))
+	delete(m.tallies, 7)
+	if len(alerts) != 0 || st.Pending != 3 || st.PendingLastStatus != 503 || w.ConsecutiveFailures != 4 || w.FailingDeliveries != 4 {
+		t.Fatalf("within the interval: alerts %+v, state %+v, webhook %+v", alerts, st, w)
+	}
+
+	// A success after alerting: one recovered email carrying the gathered failures.
+	m.Attempted(*w, store.StatusSucceeded, store.Attempt{Attempt: 1, At: t0.Add(10 * time.Minute), StatusCode: 200})
+	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(10*time.Minute))
+	delete(m.tallies, 7)
+	if len(alerts) != 1 || alerts[0].Kind != store.AlertRecovered || alerts[0].Failures != 3 {
+		t.Fatalf("recovery: %+v", alerts)
+	}
+	if st.Alerting || st.Pending != 0 || w.ConsecutiveFailures != 0 || !w.FailingSince.IsZero() || !w.LastSuccessAt.Equal(t0.Add(10*time.Minute)) {
+		t.Fatalf("after recovery: webhook %+v state %+v", w, st)
+	}
+
+	// Failing again within the interval of the last failing email: gathered, sent later by Due.
+	m.Attempted(*w, store.StatusFailed, failure(t0.Add(20*time.Minute), 1, 500))
+	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(20*time.Minute))
+	delete(m.tallies, 7)
+	if len(alerts) != 0 || st.Pending != 1 {
+		t.Fatalf("failing again within the interval: %+v, %+v", alerts, st)
+	}
+	// After the interval, the next failure alerts at once with everything gathered.
+	m.Attempted(*w, store.StatusFailed, failure(t0.Add(61*time.Minute), 1, 500))
+	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(61*time.Minute))
+	if len(alerts) != 1 || alerts[0].Failures != 2 || alerts[0].Kind != store.AlertFailing {
+		t.Fatalf("after the interval: %+v", alerts)
+	}
+}
+
+func TestApplyIgnoredAndNoEmail(t *testing.T) {
+	m := New(Config{Interval: time.Hour, Mailer: nopMailer{}})
+	w := &store.Webhook{ID: 1, SendAlertEmail: true, Status: store.WebhookActive}
+	var st store.AlertState
+	m.Attempted(*w, store.StatusIgnored, failure(t0, 1, 500))
+	if alerts := m.apply(w, &st, m.tallies[1], "x@acme.test", t0); len(alerts) != 0 || w.ConsecutiveFailures != 0 || !w.LastDeliveryAt.Equal(t0) {
+		t.Fatalf("ignored error: %+v, %+v", alerts, w)
+	}
+	delete(m.tallies, 1)
+	quiet := &store.Webhook{ID: 2, SendAlertEmail: false, Status: store.WebhookActive}
+	m.Attempted(*quiet, store.StatusFailed, failure(t0, 1, 500))
+	if alerts := m.apply(quiet, &st, m.tallies[2], "x@acme.test", t0); len(alerts) != 0 || quiet.ConsecutiveFailures != 1 {
+		t.Fatalf("sendAlertEmail false: %+v, %+v", alerts, quiet)
+	}
+}
+
+func TestApplyDisables(t *testing.T) {
+	m := New(Config{Interval: time.Hour, DisableAfter: time.Hour, Mailer: nopMailer{}})
+	w := &store.Webhook{ID: 3, SendAlertEmail: true, Status: store.WebhookActive, FailingSince: t0, FailingDeliveries: 9, ConsecutiveFailures: 9}
+	st := store.AlertState{Alerting: true, LastAlertAt: t0.Add(30 * time.Minute)}
+	// Nine deliveries over two hours are not enough…
+	m.Attempted(*w, store.StatusFailed, failure(t0.Add(2*time.Hour), 2, 500))
+	if alerts := m.apply(w, &st, m.tallies[3], "x@acme.test", t0.Add(2*time.Hour)); w.Status != store.WebhookActive {
+		t.Fatalf("disabled with 9 failing deliveries: %+v %+v", w, alerts)
+	}
+	delete(m.tallies, 3)
+	// …the tenth is.
+	m.Attempted(*w, store.StatusFailed, failure(t0.Add(2*time.Hour), 1, 500))
+	alerts := m.apply(w, &st, m.tallies[3], "x@acme.test", t0.Add(2*time.Hour))
+	delete(m.tallies, 3)
+	if w.Status != store.WebhookDisabled || !strings.Contains(w.DisabledReason, "across 10 failed deliveries") {
+		t.Fatalf("not disabled after 10 deliveries over the period: %+v", w)
+	}
+	if len(alerts) != 1 || alerts[0].Kind != store.AlertDisabled || alerts[0].Reason != w.DisabledReason {
+		t.Fatalf("disable alerts: %+v", alerts)
+	}
+	// 410 disables at once, with one email and no failing email besides.
+	gone := &store.Webhook{ID: 4, SendAlertEmail: true, Status: store.WebhookActive}
+	var st2 store.AlertState
+	m.Attempted(*gone, store.StatusFailed, failure(t0, 1, 410))
+	alerts = m.apply(gone, &st2, m.tallies[4], "x@acme.test", t0)
+	if gone.Status != store.WebhookDisabled || len(alerts) != 1 || alerts[0].Kind != store.AlertDisabled || alerts[0].Failures != 1 {
+		t.Fatalf("410: %+v %+v", gone, alerts)
+	}
+}
+
+func TestRenderAndRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:pass@example.com/hooks?token=abc#frag": "https://example.com/hooks?…",
+		"http://example.com:8080/a/b":                        "http://example.com:8080/a/b",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	a := store.Alert{ID: 1, WebhookID: 11, Event: "delivery-status", Kind: store.AlertFailing, Recipient: "ops@acme.test",
+		URL: "https://example.com/<h>", Failures: 3, FirstFailureAt: t0, LastFailureAt: t0.Add(time.Minute), LastStatusCode: 503,
+		LastError: "HTTP 503", Events: []string{"delivery-status"}}
+	m, err := Render(a, "hookrelay@localhost", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "[hookrelay] Webhook 11 (delivery-status) is failing" || m.To != "ops@acme.test" {
+		t.Fatalf("message = %+v", m)
+	}
+	for _, want := range []string{"Failed requests: 3", "HTTP 503", "2026-03-01 12:00:00 UTC to 2026-03-01 12:01:00 UTC", "delivery-status", "https://example.com/<h>"} {
+		if !strings.Contains(m.Text, want) {
+			t.Errorf("text lacks %q:\n%s", want, m.Text)
+		}
+	}
+	if !strings.Contains(m.HTML, "https://example.com/&lt;h&gt;") || strings.Contains(m.HTML, "<a ") {
+		t.Errorf("HTML not escaped or has a link:\n%s", m.HTML)
+	}
+	for kind, suffix := range map[string]string{store.AlertRecovered: "has recovered", store.AlertDisabled: "was disabled"} {
+		a.Kind = kind
+		if m, err := Render(a, "x@y.z", time.Hour); err != nil || !strings.HasSuffix(m.Subject, suffix) {
+			t.Errorf("%s: %q %v", kind, m.Subject, err)
+		}
+	}
+}
+
+type nopMailer struct{}
+
+func (nopMailer) Send(context.Context, Message) error { return nil }

@@ -1,0 +1,73 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// Alert is an alert email of a webhook, sent or waiting.
+type Alert struct {
+	ID             int64    `json:"id"`
+	Kind           string   `json:"kind"`
+	Recipient      string   `json:"recipient"`
+	State          string   `json:"state"`
+	Failures       int      `json:"failures"`
+	FirstFailureAt *string  `json:"firstFailureAt"`
+	LastFailureAt  *string  `json:"lastFailureAt"`
+	LastStatusCode *int     `json:"lastStatusCode"`
+	LastError      *string  `json:"lastError"`
+	Events         []string `json:"events"`
+	Reason         *string  `json:"reason"`
+	Tries          int      `json:"tries"`
+	SendError      *string  `json:"sendError"`
+	CreatedAt      string   `json:"createdAt"`
+	SentAt         *string  `json:"sentAt"`
+}
+
+func alertView(a store.Alert) Alert {
+	events := a.Events
+	if events == nil {
+		events = []string{}
+	}
+	return Alert{
+		ID:             a.ID,
+		Kind:           a.Kind,
+		Recipient:      a.Recipient,
+		State:          a.State,
+		Failures:       a.Failures,
+		FirstFailureAt: optTime(a.FirstFailureAt),
+		LastFailureAt:  optTime(a.LastFailureAt),
+		LastStatusCode: optInt(a.LastStatusCode),
+		LastError:      optString(a.LastError),
+		Events:         events,
+		Reason:         optString(a.Reason),
+		Tries:          a.Tries,
+		SendError:      optString(a.SendError),
+		CreatedAt:      formatTime(a.CreatedAt),
+		SentAt:         optTime(a.SentAt),
+	}
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, c caller) {
+	id, ok := pathID(r, "id")
+	if !ok {
+		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
+		return
+	}
+	p, err := page(r)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if _, err := s.store.GetWebhook(r.Context(), c.accountID, id); err != nil {
+		s.storeError(w, r, err, webhookNotFound(r), "")
+		return
+	}
+	alerts, total, err := s.store.ListAlerts(r.Context(), c.accountID, id, p)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	writeList(w, alerts, alertView, p, total)
+}

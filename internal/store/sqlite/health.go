@@ -1,0 +1,230 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// alertState is the stored (JSON) form of store.AlertState.
+type alertState struct {
+	Alerting          bool     `json:"alerting,omitempty"`
+	LastAlertAt       int64    `json:"lastAlertAt,omitempty"`
+	Pending           int      `json:"pending,omitempty"`
+	PendingFirstAt    int64    `json:"pendingFirstAt,omitempty"`
+	PendingLastAt     int64    `json:"pendingLastAt,omitempty"`
+	PendingLastStatus int      `json:"pendingLastStatus,omitempty"`
+	PendingLastError  string   `json:"pendingLastError,omitempty"`
+	PendingEvents     []string `json:"pendingEvents,omitempty"`
+}
+
+func decodeAlertState(s string, st *store.AlertState) error {
+	var a alertState
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		return err
+	}
+	*st = store.AlertState{
+		Alerting: a.Alerting, LastAlertAt: fromMs(a.LastAlertAt), Pending: a.Pending,
+		PendingFirstAt: fromMs(a.PendingFirstAt), PendingLastAt: fromMs(a.PendingLastAt),
+		PendingLastStatus: a.PendingLastStatus, PendingLastError: a.PendingLastError, PendingEvents: a.PendingEvents,
+	}
+	return nil
+}
+
+func encodeAlertState(st store.AlertState) string {
+	msOrZero := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return ms(t)
+	}
+	b, _ := json.Marshal(alertState{
+		Alerting: st.Alerting, LastAlertAt: msOrZero(st.LastAlertAt), Pending: st.Pending,
+		PendingFirstAt: msOrZero(st.PendingFirstAt), PendingLastAt: msOrZero(st.PendingLastAt),
+		PendingLastStatus: st.PendingLastStatus, PendingLastError: st.PendingLastError, PendingEvents: st.PendingEvents,
+	})
+	return string(b)
+}
+
+func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
+	var changed []store.Webhook
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		changed = changed[:0]
+		for _, id := range ids {
+			w, st, err := scanWebhookState(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+`, alert_state FROM webhooks WHERE id = ?`, id), true)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("get webhook %d: %w", id, err)
+			}
+			before := w
+			alerts, err := update(&w, &st)
+			if err != nil {
+				return err
+			}
+			var wait any
+			if st.Pending > 0 {
+				wait = ms(st.LastAlertAt)
+			}
+			if w.Status != before.Status {
+				w.Version++
+				w.UpdatedAt = fromMs(ms(w.UpdatedAt))
+				changed = append(changed, w)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET status = ?, version = ?, updated_at = ?, alert_state = ?,
+				alert_wait_from = ? WHERE id = ?`, w.Status, w.Version, ms(w.UpdatedAt), encodeAlertState(st), wait, id); err != nil {
+				return fmt.Errorf("update alert state of webhook %d: %w", id, err)
+			}
+			if err := writeHealth(ctx, tx, w); err != nil {
+				return err
+			}
+			for _, a := range alerts {
+				if err := insertAlert(ctx, tx, a); err != nil {
+					return err
+				}
+			}
+			if before.Status != store.WebhookDisabled && w.Status == store.WebhookDisabled {
+				if err := cancelPending(ctx, tx, id, "webhook disabled: "+w.DisabledReason, w.UpdatedAt); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+func insertAlert(ctx context.Context, tx *sql.Tx, a store.Alert) error {
+	events := a.Events
+	if events == nil {
+		events = []string{}
+	}
+	ev, _ := json.Marshal(events)
+	var next any
+	if a.State == store.AlertPending {
+		next = ms(a.NextTryAt)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO alerts (account_id, webhook_id, kind, recipient, url, event, failures,
+		first_failure_at, last_failure_at, last_status_code, last_error, events, reason, state, tries, next_try_at,
+		send_error, created_at, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.AccountID, a.WebhookID, a.Kind, a.Recipient, a.URL, a.Event, a.Failures, nullMs(a.FirstFailureAt),
+		nullMs(a.LastFailureAt), nullInt(a.LastStatusCode), nullString(a.LastError), string(ev), nullString(a.Reason),
+		a.State, a.Tries, next, nullString(a.SendError), ms(a.CreatedAt), nullMs(a.SentAt))
+	if err != nil {
+		return fmt.Errorf("insert alert for webhook %d: %w", a.WebhookID, err)
+	}
+	return nil
+}
+
+func (s *Store) AlertsDue(ctx context.Context, before time.Time) ([]int64, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id FROM webhooks WHERE alert_wait_from IS NOT NULL AND alert_wait_from <= ? ORDER BY id`, ms(before))
+	if err != nil {
+		return nil, fmt.Errorf("alerts due: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("alerts due: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+const alertColumns = `id, account_id, webhook_id, kind, recipient, url, event, failures, first_failure_at, last_failure_at,
+	last_status_code, last_error, events, reason, state, tries, next_try_at, send_error, created_at, sent_at`
+
+func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
+	var a store.Alert
+	var first, last, code, next, sent sql.NullInt64
+	var lastErr, reason, sendErr sql.NullString
+	var events string
+	var created int64
+	err := row.Scan(&a.ID, &a.AccountID, &a.WebhookID, &a.Kind, &a.Recipient, &a.URL, &a.Event, &a.Failures, &first, &last,
+		&code, &lastErr, &events, &reason, &a.State, &a.Tries, &next, &sendErr, &created, &sent)
+	if err != nil {
+		return a, err
+	}
+	if err := json.Unmarshal([]byte(events), &a.Events); err != nil {
+		return a, fmt.Errorf("alert %d: events: %w", a.ID, err)
+	}
+	a.FirstFailureAt, a.LastFailureAt, a.NextTryAt = fromMs(first.Int64), fromMs(last.Int64), fromMs(next.Int64)
+	a.CreatedAt, a.SentAt = fromMs(created), fromMs(sent.Int64)
+	a.LastStatusCode, a.LastError, a.Reason, a.SendError = int(code.Int64), lastErr.String, reason.String, sendErr.String
+	return a, nil
+}
+
+func (s *Store) ClaimAlerts(ctx context.Context, owner string, now time.Time, limit int, leaseUntil time.Time) ([]store.Alert, error) {
+	var alerts []store.Alert
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		alerts = alerts[:0]
+		rows, err := tx.QueryContext(ctx, `UPDATE alerts SET next_try_at = ?, lease_owner = ? WHERE id IN (
+			SELECT id FROM alerts WHERE state = 'pending' AND next_try_at <= ? ORDER BY next_try_at LIMIT ?)
+			RETURNING `+alertColumns, ms(leaseUntil), owner, ms(now), limit)
+		if err != nil {
+			return fmt.Errorf("claim alerts: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			a, err := scanAlert(rows)
+			if err != nil {
+				return fmt.Errorf("claim alerts: %w", err)
+			}
+			alerts = append(alerts, a)
+		}
+		return rows.Err()
+	})
+	return alerts, err
+}
+
+func (s *Store) FinishAlert(ctx context.Context, owner string, a store.Alert) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var next any
+		if a.State == store.AlertPending {
+			next = ms(a.NextTryAt)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE alerts SET state = ?, tries = ?, next_try_at = ?, send_error = ?, sent_at = ?,
+			lease_owner = NULL WHERE id = ? AND lease_owner = ?`,
+			a.State, a.Tries, next, nullString(a.SendError), nullMs(a.SentAt), a.ID, owner)
+		if err != nil {
+			return fmt.Errorf("finish alert %d: %w", a.ID, err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) ListAlerts(ctx context.Context, accountID, webhookID int64, p store.Page) ([]store.Alert, int, error) {
+	var total int
+	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM alerts WHERE webhook_id = ? AND account_id = ?`, webhookID, accountID).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count alerts: %w", err)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE webhook_id = ? AND account_id = ?
+		ORDER BY id DESC LIMIT ? OFFSET ?`, webhookID, accountID, p.Size, p.Offset())
+	if err != nil {
+		return nil, 0, fmt.Errorf("list alerts: %w", err)
+	}
+	defer rows.Close()
+	list := []store.Alert{}
+	for rows.Next() {
+		a, err := scanAlert(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list alerts: %w", err)
+		}
+		list = append(list, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("list alerts: %w", err)
+	}
+	return list, total, nil
+}
