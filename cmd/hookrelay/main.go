@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/api"
+	"github.com/hookrelay/hookrelay/internal/bench"
 	"github.com/hookrelay/hookrelay/internal/config"
 	"github.com/hookrelay/hookrelay/internal/server"
 	"github.com/hookrelay/hookrelay/internal/store"
@@ -28,6 +29,7 @@ Usage:
   hookrelay migrate [settings]                    apply schema migrations and exit
   hookrelay account create --email E [--name N] [settings]
                                                   create an account, print it with its API key (JSON)
+  hookrelay bench [flags]                         measure the pipeline end to end (hookrelay bench --help)
   hookrelay version                               print the version
   hookrelay help                                  print this help
 
@@ -56,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			break
 		}
 		err = createAccount(rest[1:], stdout, stderr)
+	case "bench":
+		err = runBench(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "hookrelay", version.String())
 	case "help", "--help", "-help", "-h":
@@ -112,6 +116,12 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench.Command(ctx, args, stdout, stderr)
 }
 
 func migrate(args []string, stdout, stderr io.Writer) error {

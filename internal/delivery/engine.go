@@ -86,6 +86,8 @@ type Engine struct {
 	running  int                // attempts in flight
 	more     bool               // the last claim was full: more may be due
 	stopping bool
+
+	shared *shared // nil unless the store is shared by several nodes
 }
 
 type hook struct {
@@ -100,12 +102,18 @@ type hook struct {
 	ready   bool          // in Engine.ready
 	wakeAt  time.Duration // in Engine.waiting when > 0
 	heapIdx int
+
+	// Shared stores only (see shared.go).
+	grants    []*grant
+	asking    bool          // slots were asked of the store
+	slotRetry time.Duration // mono; the store had none to give before this
 }
 
 type job struct {
 	store.Job
 	body     *body
 	queuedAt time.Time
+	grant    *grant // the slot it was sent on, on a shared store
 }
 
 // body is an event's payload shared by its deliveries in memory.
@@ -160,6 +168,9 @@ func New(cfg Config) *Engine {
 	}
 	e.timer = time.AfterFunc(time.Hour, e.wake)
 	e.timer.Stop()
+	if sh, ok := cfg.Store.(store.Shared); ok {
+		e.shared = &shared{st: sh, kick: make(chan struct{}, 1)}
+	}
 	return e
 }
 
@@ -180,6 +191,12 @@ func (e *Engine) Notify() {
 func (e *Engine) Run(ctx context.Context) error {
 	e.writerWG.Add(1)
 	go e.writeOutcomes()
+	slotsCtx, stopSlots := context.WithCancel(context.WithoutCancel(ctx))
+	var sharedWG sync.WaitGroup
+	if e.shared != nil {
+		sharedWG.Go(func() { e.listen(ctx) })
+		sharedWG.Go(func() { e.slotLoop(slotsCtx) })
+	}
 	e.claimLoop(ctx)
 
 	e.mu.Lock()
@@ -201,6 +218,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.log.Info("delivery engine stopping", "released", released, "in_flight", inflight)
 
 	e.attempts.Wait()
+	stopSlots() // after the last attempt, so its grant is settled
+	sharedWG.Wait()
 	close(e.outcomes)
 	e.writerWG.Wait()
 	return nil
@@ -387,6 +406,9 @@ func (e *Engine) roomLocked(h *hook) int {
 	if ok, at := h.win.allow(mono, limit); !ok && (at < 0 || at-mono > horizon) {
 		return 0
 	}
+	if h.slotRetry-mono > horizon {
+		return 0
+	}
 	room := max(1, h.win.free(mono, limit), int(int64(limit)*int64(horizon)/int64(span)))
 	if h.avg > 0 {
 		room = min(room, max(e.cfg.WebhookConcurrency, int(int64(e.cfg.WebhookConcurrency)*int64(horizon)/int64(h.avg))))
@@ -410,6 +432,9 @@ func (e *Engine) deferLocked(h *hook, deliveryID int64, pos int, now time.Time) 
 		start = now.Add(span)
 	case !ok:
 		start = now.Add(max(at-mono, horizon))
+	}
+	if wait := h.slotRetry - mono; wait > 0 {
+		start = later(start, now.Add(max(wait, horizon)))
 	}
 	next := start.Add(time.Duration(pos-1) * perItem)
 	e.outcomes <- store.Outcome{DeliveryID: deliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: next, At: now}
@@ -460,7 +485,7 @@ func (e *Engine) considerLocked(h *hook) {
 	if h.ready || h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
 		return
 	}
-	ok, at := h.win.allow(e.mono(), h.w.MaxThroughputPerMinute)
+	ok, at := e.allowLocked(h, e.mono())
 	switch {
 	case ok:
 		if h.heapIdx >= 0 {
@@ -516,7 +541,7 @@ func (e *Engine) pumpLocked() {
 		if h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
 			continue
 		}
-		if ok, _ := h.win.allow(e.mono(), h.w.MaxThroughputPerMinute); !ok {
+		if ok, _ := e.allowLocked(h, e.mono()); !ok {
 			e.considerLocked(h)
 			continue
 		}
@@ -529,6 +554,7 @@ func (e *Engine) pumpLocked() {
 }
 
 func (e *Engine) startLocked(h *hook, j *job) {
+	e.useSlotLocked(h, j, e.mono())
 	h.win.start()
 	h.running++
 	e.running++
@@ -564,7 +590,9 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, j *job) 
 	e.observe(w, status, a, res)
 
 	e.mu.Lock()
-	h.win.finish(e.mono())
+	mono := e.mono()
+	h.win.finish(mono)
+	e.endSlotLocked(h, j, mono)
 	h.running--
 	e.running--
 	delete(h.cancels, j)
@@ -694,4 +722,11 @@ func (e *Engine) writeOutcomes() {
 			time.Sleep(min(time.Duration(1<<try)*100*time.Millisecond, 10*time.Second))
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -52,6 +52,21 @@ func (e *Engine) Test(ctx context.Context, w store.Webhook) (TestResult, error) 
 	}
 	h.win.start()
 	e.mu.Unlock()
+	var slot *grant
+	if e.shared != nil {
+		// The other nodes' requests count too: the slot comes from the store.
+		id, retry, err := e.takeOneSlot(ctx, w)
+		if err != nil || id == 0 {
+			e.mu.Lock()
+			h.win.running--
+			e.mu.Unlock()
+			if err != nil {
+				return TestResult{}, err
+			}
+			return TestResult{}, &ThrottledError{RetryIn: max(retry, time.Second)}
+		}
+		slot = &grant{id: id, used: 1}
+	}
 
 	res := send(ctx, e.client, e.cfg.Timeout, request{
 		URL: w.URL, Secret: w.Secret, Body: event.Sample(w.Event), EventID: "test_" + uuid.NewString(),
@@ -60,6 +75,11 @@ func (e *Engine) Test(ctx context.Context, w store.Webhook) (TestResult, error) 
 
 	e.mu.Lock()
 	h.win.finish(e.mono())
+	if slot != nil {
+		slot.lastEnd = e.mono()
+		h.grants = append(h.grants, slot)
+		e.settleLocked(h, slot, slot.lastEnd)
+	}
 	e.considerLocked(h)
 	e.pumpLocked()
 	e.mu.Unlock()

@@ -25,8 +25,9 @@ var (
 )
 
 // webhookKeys is the exact key set of the webhook object.
-var webhookKeys = []string{"alertEmail", "createdAt", "event", "id", "maxThroughputPerMinute", "retryOnError",
-	"sendAlertEmail", "skipErrorCodes", "skipErrors", "status", "updatedAt", "url"}
+var webhookKeys = []string{"alertEmail", "consecutiveFailures", "createdAt", "disabledReason", "event", "id",
+	"lastDeliveryAt", "lastSuccessAt", "maxThroughputPerMinute", "retryOnError", "sendAlertEmail", "skipErrorCodes",
+	"skipErrors", "status", "updatedAt", "url"}
 
 // errorKinds is the type and name the contract gives each error status.
 var errorKinds = map[int][2]string{
@@ -387,7 +388,8 @@ func TestWebhooks(t *testing.T) {
 	}
 	wantDefaults := map[string]any{"event": "delivery-status", "url": "https://example.com/hooks", "alertEmail": nil,
 		"sendAlertEmail": false, "skipErrors": false, "skipErrorCodes": []any{}, "retryOnError": true,
-		"maxThroughputPerMinute": float64(600), "status": "active"}
+		"maxThroughputPerMinute": float64(600), "status": "active",
+		"lastDeliveryAt": nil, "lastSuccessAt": nil, "consecutiveFailures": float64(0), "disabledReason": nil}
 	if got := without(first, "id", "createdAt", "updatedAt"); !reflect.DeepEqual(got, wantDefaults) {
 		t.Errorf("defaults = %v, want %v", got, wantDefaults)
 	}
@@ -412,7 +414,8 @@ func TestWebhooks(t *testing.T) {
 	}
 	wantFull := map[string]any{"event": "message-reply", "url": "http://hooks.example.com:8443/in?x=1",
 		"alertEmail": "alerts@acme.test", "sendAlertEmail": true, "skipErrors": true,
-		"skipErrorCodes": []any{"404", "410", "503"}, "retryOnError": false, "maxThroughputPerMinute": float64(1), "status": "active"}
+		"skipErrorCodes": []any{"404", "410", "503"}, "retryOnError": false, "maxThroughputPerMinute": float64(1), "status": "active",
+		"lastDeliveryAt": nil, "lastSuccessAt": nil, "consecutiveFailures": float64(0), "disabledReason": nil}
 	if got := without(full, "id", "createdAt", "updatedAt"); !reflect.DeepEqual(got, wantFull) {
 		t.Errorf("full webhook = %v, want %v", got, wantFull)
 	}
@@ -494,7 +497,8 @@ func TestWebhooks(t *testing.T) {
 		"sendAlertEmail": false, "skipErrors": false, "skipErrorCodes": []any{}, "retryOnError": true})
 	want := map[string]any{"event": "number-opt-in", "url": "https://new.example.com/in", "alertEmail": "x@acme.test",
 		"sendAlertEmail": false, "skipErrors": false, "skipErrorCodes": []any{}, "retryOnError": true,
-		"maxThroughputPerMinute": float64(1000000), "status": "active"}
+		"maxThroughputPerMinute": float64(1000000), "status": "active",
+		"lastDeliveryAt": nil, "lastSuccessAt": nil, "consecutiveFailures": float64(0), "disabledReason": nil}
 	if got := without(dataOf(t, m), "id", "createdAt", "updatedAt"); status != 200 || !reflect.DeepEqual(got, want) {
 		t.Errorf("patch all = %d %v, want %v", status, got, want)
 	}

@@ -257,8 +257,16 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	dataDir, addr := t.TempDir(), freeAddr(t)
 	rc := newReceiver(t, "s")
-	rc.script(func(int, *http.Request) (int, http.Header, string) {
-		time.Sleep(300 * time.Millisecond)
+	// After 20 requests the receiver holds them until the SIGTERM is sent: the stop comes with
+	// attempts in flight and deliveries waiting, whatever the machine's speed.
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	rc.script(func(n int, _ *http.Request) (int, http.Header, string) {
+		if n > 20 {
+			<-gate
+		}
 		return 200, nil, ""
 	})
 	p := startProcess(t, dataDir, addr)
@@ -268,10 +276,12 @@ func TestGracefulShutdown(t *testing.T) {
 	for len(accepted) < 300 {
 		accepted = append(accepted, publishUntil(p, account, nil, 1, nil)...)
 	}
-	rc.waitFor(t, 20, 30*time.Second)
+	rc.waitFor(t, 20+64, 30*time.Second)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(200 * time.Millisecond) // the stop has begun: no new attempt starts
+	open()
 	select {
 	case <-p.done:
 		if p.err != nil {

@@ -183,6 +183,9 @@ func (s *Server) Run(ctx context.Context) error {
 		err = fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 		s.log.Info("shutting down")
+		// The engine stops starting attempts at once, while the HTTP server finishes the
+		// requests it has; events accepted meanwhile are durable and go out after the restart.
+		stopBackground()
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DeliveryTimeout+5*time.Second)
 		defer cancel()
 		if e := s.http.Shutdown(sctx); e != nil {

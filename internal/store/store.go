@@ -347,3 +347,50 @@ type Store interface {
 	// ListAlerts lists a webhook's alerts, newest first.
 	ListAlerts(ctx context.Context, accountID, webhookID int64, p Page) ([]Alert, int, error)
 }
+
+// Shared is implemented by stores that several nodes can share (PostgreSQL). Beyond the rows,
+// the nodes must agree on when to look for work, on webhook changes, and on each webhook's
+// throughput window; this is how.
+type Shared interface {
+	// Listen calls fn for every change any node announced, until ctx ends. Deliveries
+	// becoming due (publish, retry, release) and webhooks changing (update, delete, disable)
+	// are announced by the store itself.
+	Listen(ctx context.Context, fn func(Change)) error
+	// TakeSlots grants request slots of webhooks' throughput windows: for each request, at
+	// most Want slots, and never so many that more than Limit slots count at once. A granted
+	// slot counts for ValidFor (from the store's clock) unless SettleSlots shortens it.
+	TakeSlots(ctx context.Context, reqs []SlotRequest) ([]SlotGrant, error)
+	// SettleSlots records how many slots of each grant were used and for how much longer
+	// they count; unused slots stop counting at once.
+	SettleSlots(ctx context.Context, settles []SlotSettle) error
+}
+
+// Change is what a node announced.
+type Change struct {
+	Due       bool  // deliveries may have become due
+	WebhookID int64 // this webhook changed or was deleted (0 when Due)
+}
+
+// SlotRequest asks for slots of one webhook's window.
+type SlotRequest struct {
+	WebhookID int64
+	Limit     int
+	Want      int
+	ValidFor  time.Duration
+}
+
+// SlotGrant is what a SlotRequest got, in the order of the requests.
+type SlotGrant struct {
+	ID        int64 // 0 when nothing was granted
+	WebhookID int64
+	Granted   int
+	// RetryIn: when nothing was granted, how long until a slot frees up.
+	RetryIn time.Duration
+}
+
+// SlotSettle closes a grant.
+type SlotSettle struct {
+	ID       int64
+	Used     int
+	ValidFor time.Duration // how much longer the used slots count
+}

@@ -174,7 +174,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 	return nil
 }
 
-func (s *Store) Release(ctx context.Context, owner string, now time.Time) error {
+func (s *Store) release(ctx context.Context, owner string, now time.Time) error {
 	err := retry(ctx, func() error {
 		var err error
 		if owner == "" {
@@ -280,7 +280,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 	return list, total, br.Close()
 }
 
-func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
+func (s *Store) retryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
 	d, err := scanDelivery(s.pool.QueryRow(ctx, `UPDATE deliveries SET status = 'pending',
 		next_attempt_at = CASE WHEN lease_owner IS NULL THEN $1 ELSE next_attempt_at END,
 		completed_at = NULL WHERE id = $2 AND account_id = $3 RETURNING `+deliveryColumns,

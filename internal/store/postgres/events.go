@@ -18,8 +18,8 @@ import (
 // hooks is locked FOR KEY SHARE: publishers do not block each other, but a webhook deleted
 // meanwhile is skipped, and a DeleteWebhook waits until this publish has committed before it
 // cancels the webhook's pending deliveries (so none slips past the cancel). Disabling a webhook
-// takes FOR UPDATE for the same reason (lockForDisableSQL), several at once in id order, so
-// hooks is locked in id order too: the two never wait for each other in a cycle.
+// works the same way (lockForDisableSQL): it takes FOR UPDATE, on several webhooks at once in id
+// order, so hooks is locked in id order too and the two never wait for each other in a cycle.
 //
 // Events with an idempotency key whose key is already held are left out by ON CONFLICT DO
 // NOTHING, which also waits for a concurrent publisher inserting the same key: the unique index
@@ -98,7 +98,7 @@ type querier interface {
 // transaction of one statement: one round trip. With keys it is an explicit transaction, so
 // that reading the events that hold the keys of duplicates is part of it: a Publish that fails
 // has stored nothing, whatever step failed.
-func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
+func (s *Store) publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
 	if len(p.Events) == 0 {
 		return []store.Published{}, nil
 	}

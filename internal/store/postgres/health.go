@@ -130,13 +130,15 @@ func sameHealth(a, b store.Webhook) bool {
 // first begins it and locks every webhook (lockHealthSQL), the second stores everything the
 // update changed and commits. The locks make it safe across nodes: a node that updates a webhook
 // another node is updating waits for that commit and then sees its state (so, for example, two
-// nodes never both queue the alert of the same failures).
+// nodes never both queue the alert of the same failures). Webhooks it disables are locked FOR
+// UPDATE before their deliveries are cancelled, as by UpdateWebhook (see lockForDisableSQL).
 //
-// The update runs for each webhook in the order of ids (each once, whatever the repeats); it
-// runs again for all of them if the transaction is retried after a deadlock, which only a
-// webhook being disabled can run into. Webhooks whose status, health and alert state came out
+// The update runs once for each webhook, in the order of ids (repeats are ignored). The call is
+// not retried: every lock it takes is taken in id order, as publishes, Complete and other
+// UpdateHealth calls take theirs, so it is not expected to deadlock, and were it to, the error is
+// returned and nothing was stored. Webhooks whose status, health and alert state came out
 // unchanged are not written.
-func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
+func (s *Store) applyHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}

@@ -68,6 +68,7 @@ type Options struct {
 type Store struct {
 	pool        *pgxpool.Pool
 	pingTimeout time.Duration
+	schema      string // the schema the tables are in (names the notification channel)
 }
 
 // Open connects to the database at url, applies pending migrations and returns the store.
@@ -90,7 +91,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 		s.pingTimeout = DefaultPingTimeout
 	}
 	// The migrations have just connected, so only the caller's context bounds this first use.
-	if err := pool.Ping(ctx); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: ping: %w", err)
 	}

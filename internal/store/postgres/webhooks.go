@@ -112,73 +112,73 @@ func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.Webho
 	return list, total, br.Close()
 }
 
-// UpdateWebhook locks the webhook FOR NO KEY UPDATE, the FOR UPDATE that leaves the key alone:
+// updateWebhook locks the webhook FOR NO KEY UPDATE, the FOR UPDATE that leaves the key alone:
 // it serialises updates of the webhook (UpdateHealth's too) but, unlike FOR UPDATE, does not hold
 // up publishes, whose FOR KEY SHARE only guards against a delete. An update that disables the
-// webhook upgrades the lock to FOR UPDATE before it cancels the pending deliveries (see
-// lockForDisableSQL), so no publish slips a pending delivery past the cancel. The update runs
-// again if the transaction has to be retried.
-func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, error) {
+// webhook takes FOR UPDATE before it cancels the pending deliveries; see lockForDisableSQL.
+func (s *Store) updateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, error) {
 	var w store.Webhook
-	err := retry(ctx, func() error {
-		return s.inTx(ctx, func(tx pgx.Tx) error {
-			var err error
-			w, err = scanWebhook(tx.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE`, id, accountID))
-			if err != nil {
-				return fmt.Errorf("get webhook %d: %w", id, notFound(err))
-			}
-			before := w.Status
-			if err := update(&w); err != nil {
-				return err
-			}
-			w.ID, w.AccountID = id, accountID
-			w.Version++
-			if w.SkipErrorCodes == nil {
-				w.SkipErrorCodes = []string{}
-			}
-			w.UpdatedAt = ts(w.UpdatedAt)
-			disabling := before != store.WebhookDisabled && w.Status == store.WebhookDisabled
-			b := &pgx.Batch{}
-			if disabling {
-				b.Queue(lockForDisableSQL, []int64{id})
-			}
-			b.Queue(`UPDATE webhooks SET event = $1, url = $2, secret = $3, alert_email = $4, send_alert_email = $5,
-				skip_errors = $6, skip_error_codes = $7, retry_on_error = $8, max_throughput_per_minute = $9, status = $10,
-				version = $11, updated_at = $12, last_delivery_at = $13, last_success_at = $14, consecutive_failures = $15,
-				failing_since = $16, failing_deliveries = $17, disabled_reason = $18 WHERE id = $19`,
-				w.Event, w.URL, w.Secret, nullString(w.AlertEmail), w.SendAlertEmail, w.SkipErrors, w.SkipErrorCodes,
-				w.RetryOnError, w.MaxThroughputPerMinute, w.Status, w.Version, w.UpdatedAt, nullTS(w.LastDeliveryAt),
-				nullTS(w.LastSuccessAt), w.ConsecutiveFailures, nullTS(w.FailingSince), w.FailingDeliveries,
-				nullString(w.DisabledReason), id)
-			if disabling {
-				b.Queue(cancelPendingSQL, []int64{id}, []string{"webhook disabled"}, []time.Time{w.UpdatedAt})
-			}
-			br := tx.SendBatch(ctx, b)
-			defer br.Close()
-			if disabling {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("lock webhook %d: %w", id, err)
-				}
-			}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		w, err = scanWebhook(tx.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND account_id = $2 FOR NO KEY UPDATE`, id, accountID))
+		if err != nil {
+			return fmt.Errorf("get webhook %d: %w", id, notFound(err))
+		}
+		before := w.Status
+		if err := update(&w); err != nil {
+			return err
+		}
+		w.ID, w.AccountID = id, accountID
+		w.Version++
+		if w.SkipErrorCodes == nil {
+			w.SkipErrorCodes = []string{}
+		}
+		w.UpdatedAt = ts(w.UpdatedAt)
+		disabling := before != store.WebhookDisabled && w.Status == store.WebhookDisabled
+		b := &pgx.Batch{}
+		if disabling {
+			b.Queue(lockForDisableSQL, []int64{id})
+		}
+		b.Queue(`UPDATE webhooks SET event = $1, url = $2, secret = $3, alert_email = $4, send_alert_email = $5,
+			skip_errors = $6, skip_error_codes = $7, retry_on_error = $8, max_throughput_per_minute = $9, status = $10,
+			version = $11, updated_at = $12, last_delivery_at = $13, last_success_at = $14, consecutive_failures = $15,
+			failing_since = $16, failing_deliveries = $17, disabled_reason = $18 WHERE id = $19`,
+			w.Event, w.URL, w.Secret, nullString(w.AlertEmail), w.SendAlertEmail, w.SkipErrors, w.SkipErrorCodes,
+			w.RetryOnError, w.MaxThroughputPerMinute, w.Status, w.Version, w.UpdatedAt, nullTS(w.LastDeliveryAt),
+			nullTS(w.LastSuccessAt), w.ConsecutiveFailures, nullTS(w.FailingSince), w.FailingDeliveries,
+			nullString(w.DisabledReason), id)
+		if disabling {
+			b.Queue(cancelPendingSQL, []int64{id}, []string{"webhook disabled"}, []time.Time{w.UpdatedAt})
+		}
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if disabling {
 			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("update webhook %d: %w", id, err)
+				return fmt.Errorf("lock webhook %d: %w", id, err)
 			}
-			if disabling {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("cancel deliveries of webhook %d: %w", id, err)
-				}
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("update webhook %d: %w", id, err)
+		}
+		if disabling {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("cancel deliveries of webhook %d: %w", id, err)
 			}
-			return br.Close()
-		})
+		}
+		return br.Close()
 	})
 	return w, err
 }
 
-// lockForDisableSQL upgrades the locks of webhooks about to be disabled to FOR UPDATE, in id
-// order. FOR UPDATE conflicts with the FOR KEY SHARE that publishes take, so it first waits for
-// publishes under way, whose pending deliveries the cancel that follows (a later statement, so
-// a later snapshot) then sees; and a publish that comes after waits for the commit and then
-// reads the webhook as disabled, so it stores its deliveries as cancelled.
+// lockForDisableSQL takes FOR UPDATE on webhooks about to be disabled, in id order, before their
+// status changes and their pending deliveries are cancelled (later statements of the same
+// transaction). FOR UPDATE conflicts with the FOR KEY SHARE that publishes take, so it first
+// waits for the publishes under way, and the cancel, whose snapshot is taken after the wait, sees
+// the pending deliveries they stored. A publish that comes later must read the webhook as
+// disabled and store its deliveries as cancelled; that takes the status change being a key
+// update (see the webhooks_id_status index), since a FOR KEY SHARE may otherwise lock the old
+// version of a row through a non-key update. Publishes lock their webhooks in id order too, so
+// the two never wait for each other in a cycle.
 const lockForDisableSQL = `SELECT id FROM webhooks WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 
 // cancelPendingSQL cancels the pending deliveries of the webhooks $1, each with its reason in $2
@@ -198,7 +198,7 @@ FROM c WHERE d.id = c.id`
 // DeleteWebhook deletes the webhook, then cancels its pending deliveries in a second statement:
 // the delete waits for publishes that hold the webhook's row (they lock it FOR KEY SHARE), and
 // only a statement started after them sees the deliveries they committed.
-func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
+func (s *Store) deleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
 	return retry(ctx, func() error {
 		return s.inTx(ctx, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND account_id = $2`, id, accountID)

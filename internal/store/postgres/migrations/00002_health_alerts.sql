@@ -17,6 +17,13 @@ ALTER TABLE webhooks
 -- pages filled from now on.
 ALTER TABLE webhooks SET (fillfactor = 80);
 CREATE INDEX webhooks_alert_wait ON webhooks (alert_wait_from) WHERE alert_wait_from IS NOT NULL;
+-- Not for lookups: a unique index makes status a key column, so an UPDATE that changes it takes
+-- the FOR UPDATE row lock, which conflicts with the FOR KEY SHARE of publishes (as a key change
+-- conflicts with a foreign key check). A publish racing a disable therefore either commits
+-- before the disable cancels pending deliveries, or reads the webhook as disabled; without it a
+-- publish could lock the old row version and store a pending delivery after the cancel. Updates
+-- that leave status alone (health, settings) stay non-key and do not hold up publishes.
+CREATE UNIQUE INDEX webhooks_id_status ON webhooks (id, status);
 
 -- alerts is a queue too, leased like deliveries: a claim moves next_try_at to the end of its
 -- lease and sets lease_owner; FinishAlert is fenced by lease_owner.
@@ -49,6 +56,7 @@ CREATE INDEX alerts_created ON alerts (created_at);
 
 -- +goose Down
 DROP TABLE alerts;
+DROP INDEX webhooks_id_status;
 DROP INDEX webhooks_alert_wait;
 ALTER TABLE webhooks RESET (fillfactor);
 ALTER TABLE webhooks

@@ -1,0 +1,901 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookrelay/hookrelay/internal/config"
+	"github.com/hookrelay/hookrelay/internal/version"
+	"github.com/hookrelay/hookrelay/webhook"
+)
+
+// Run runs the bench o describes and returns its report. Progress goes to progress (once a
+// second). The error is non-nil when the bench could not run or a check failed; the report,
+// when not nil, says as much as is known either way.
+func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, err error) {
+	o = o.withDefaults()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	cfg, err := o.serverConfig()
+	if err != nil {
+		return nil, err
+	}
+	if !setsLogLevel(o.ServerSettings) {
+		cfg.LogLevel = slog.LevelWarn
+	}
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DatabaseURL = o.DatabaseURL
+	cfg.AllowPrivateDestinations = true
+	cfg.RetrySchedule = o.RetrySchedule
+	cfg.DeliveryTimeout = o.DeliveryTimeout
+
+	r := &runner{o: o, cfg: cfg, logs: &logBuffer{}, token: token()}
+	r.rep = &Report{Scenario: o.Scenario, Settings: r.settings(), Machine: machine(), Targets: []Target{}, Notes: []string{}}
+	r.rep.Checks.Errors = []string{}
+
+	// The data directory: a fresh temp dir, or the one given, which must be empty.
+	if o.DatabaseURL == "" {
+		if o.DataDir == "" {
+			if r.root, err = os.MkdirTemp("", "hookrelay-bench-"); err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(r.root)
+		} else {
+			if entries, err := os.ReadDir(o.DataDir); err == nil && len(entries) > 0 {
+				return nil, fmt.Errorf("--data-dir %s is not empty: give an empty or absent directory", o.DataDir)
+			} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			r.root = o.DataDir
+		}
+	}
+
+	receivers := o.Receivers
+	if receivers == 0 {
+		receivers = min(o.Webhooks, 16)
+	}
+	r.nReceivers = receivers
+	r.rep.Settings.Receivers = receivers
+	extra := 0
+	if o.Scenario == "fairness" {
+		extra = 1 // the extra webhooks get a receiver of their own
+	}
+	if r.rc, err = startReceivers(receivers + extra); err != nil {
+		return nil, err
+	}
+	defer func() {
+		r.rc.close() // waits for the handlers: then nothing touches the trackers
+		for _, t := range r.trackers {
+			t.release()
+		}
+	}()
+	r.prog = newProgress(progressOut)
+	defer r.prog.close()
+
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		r.stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		defer r.endProfile()
+	}
+
+	var runErr error
+	switch o.Scenario {
+	case "throughput", "latency":
+		runErr = r.simpleScenario(ctx)
+	case "backlog":
+		runErr = r.backlogScenario(ctx)
+	case "fairness":
+		runErr = r.fairnessScenario(ctx)
+	case "scale":
+		runErr = r.scaleScenario(ctx)
+	}
+	r.endProfile()
+	_, r.rep.PeakRSSBytes = usage()
+
+	if runErr == nil && o.Baseline && r.baseRun != nil {
+		b, err := r.baseline(ctx, r.baseRun)
+		if err != nil {
+			runErr = fmt.Errorf("baseline: %w", err)
+		}
+		r.rep.Baseline = b
+		switch {
+		case b == nil || b.DeliveriesPerSec <= 0 || len(r.rep.Runs) == 0:
+		case r.mainOffered > 0:
+			r.rep.Notes = append(r.rep.Notes, "no ratio to the baseline: the pipeline ran at an offered rate, not as fast as it could")
+		default:
+			r.rep.RatioToBaseline = r.mainRate / b.DeliveriesPerSec
+		}
+	}
+	r.targets()
+	r.rep.Notes = append(r.rep.Notes,
+		"receivers and publishers run in the bench's process: CPU and RSS figures include them",
+		"the baseline runs after the pipeline, on the same receivers, bodies and secrets")
+	if o.DatabaseURL != "" {
+		r.rep.Notes = append(r.rep.Notes, "CPU and RSS are this process's: the PostgreSQL server's are not included")
+	}
+
+	c := &r.rep.Checks
+	c.OK = runErr == nil && c.Missing == 0 && c.UnexplainedDuplicates == 0 && c.SignatureFailures == 0 && c.Problems == 0 && len(c.Errors) == 0
+	if runErr != nil {
+		r.rep.Error = runErr.Error()
+	}
+	if !c.OK {
+		if logs := r.logs.String(); logs != "" {
+			r.prog.note("server log:\n%s", strings.TrimRight(logs, "\n"))
+		}
+		if runErr == nil {
+			runErr = errors.New(checkSummary(c))
+		}
+		return r.rep, runErr
+	}
+	return r.rep, nil
+}
+
+func checkSummary(c *Checks) string {
+	var parts []string
+	if c.SignatureFailures > 0 {
+		parts = append(parts, fmt.Sprintf("%d signature failures", c.SignatureFailures))
+	}
+	if c.Missing > 0 {
+		parts = append(parts, fmt.Sprintf("%d deliveries missing", c.Missing))
+	}
+	if c.UnexplainedDuplicates > 0 {
+		parts = append(parts, fmt.Sprintf("%d duplicate deliveries no retry explains (200s to an attempt number that already had one)", c.UnexplainedDuplicates))
+	}
+	if c.Problems > 0 {
+		parts = append(parts, fmt.Sprintf("%d unexpected requests", c.Problems))
+	}
+	if len(parts) == 0 {
+		parts = c.Errors
+	}
+	return "checks failed: " + strings.Join(parts, "; ")
+}
+
+func setsLogLevel(settings []string) bool {
+	for _, s := range settings {
+		if strings.HasPrefix(strings.TrimSpace(s), "log-level=") {
+			return true
+		}
+	}
+	return false
+}
+
+func token() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		Go: runtime.Version(), Hookrelay: version.String()}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			m.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return m
+}
+
+// runner carries one invocation.
+type runner struct {
+	o           Options
+	cfg         config.Config
+	logs        *logBuffer
+	token       string
+	root        string
+	nReceivers  int
+	rc          *receivers
+	prog        *progress
+	rep         *Report
+	stopProfile func()
+	baseRun     *run    // the run the baseline replays
+	mainRate    float64 // deliveries/s the baseline ratio is taken of
+	mainOffered float64 // the offered rate of that run (0 = as fast as possible)
+	trackers    []*tracker
+}
+
+// newTracker makes a tracker that Run releases at its end, once the receivers are stopped.
+func (r *runner) newTracker(lay *layout, bounds []int) *tracker {
+	t := newTracker(lay, r.o.Payload, time.Now(), bounds)
+	r.trackers = append(r.trackers, t)
+	return t
+}
+
+func (r *runner) endProfile() {
+	if r.stopProfile != nil {
+		r.stopProfile()
+		r.stopProfile = nil
+	}
+}
+
+func (r *runner) settings() Settings {
+	o := r.o
+	lay, _ := newLayout(o.Webhooks, o.Accounts, o.Fanout)
+	s := Settings{
+		Scenario: o.Scenario, Events: o.Events, Webhooks: o.Webhooks, Fanout: o.Fanout, Publishers: o.Publishers,
+		Batch: o.Batch, Rate: o.Rate, FailRate: o.FailRate, LatencyMs: ms(o.Latency), Payload: o.Payload, Nodes: o.Nodes,
+		Store: "embedded", DataDir: o.DataDir, RetrySchedule: durations(o.RetrySchedule), DeliveryTimeout: o.DeliveryTimeout.String(),
+		ServerSettings: o.ServerSettings, Baseline: o.Baseline, BaselineWorkers: o.BaselineWorkers, BaselineMax: o.BaselineMax,
+	}
+	if lay != nil {
+		s.Accounts = lay.accounts
+	}
+	if o.DatabaseURL != "" {
+		s.Store = "postgres"
+	}
+	return s
+}
+
+// run is one pipeline with its webhooks, tracker and receivers' target.
+type run struct {
+	name     string
+	lay      *layout
+	t        *tracker
+	p        *pipeline
+	tg       *target
+	hooks    []*hook // by layout index
+	extras   []*hook
+	accounts []account
+	dir      string
+	started  time.Time
+}
+
+// newRun starts a pipeline for bounds (event index ranges) and creates its accounts and webhooks,
+// plus one extra webhook of each kind in extras (in group 0, on the last receiver).
+func (r *runner) newRun(ctx context.Context, name string, webhooks, accounts int, bounds []int, extras ...hookKind) (*run, error) {
+	o := r.o
+	lay, err := newLayout(webhooks, accounts, o.Fanout)
+	if err != nil {
+		return nil, err
+	}
+	ru := &run{name: name, lay: lay, t: r.newTracker(lay, bounds)}
+	cfg := r.cfg
+	if o.DatabaseURL == "" {
+		ru.dir = filepath.Join(r.root, name)
+		cfg.DataDir = ru.dir
+	}
+	r.prog.note("[%s] starting %d node(s), %s webhooks on %s accounts", name, o.Nodes, count(int64(webhooks)), count(int64(lay.accounts)))
+	if ru.p, err = startPipeline(ctx, o, cfg, r.logs); err != nil {
+		return nil, err
+	}
+	tok := r.token + "-" + name
+	for k := range lay.webhooks() {
+		rcv := k % r.nReceivers
+		h := &hook{k: k, group: k / o.Fanout, slot: k % o.Fanout, receiver: rcv, url: r.rc.urls[rcv] + "/w/" + strconv.Itoa(k),
+			secret: secretFor(tok, k), limit: 1_000_000}
+		h.verify = h.secret
+		if o.wrongSecrets {
+			h.verify = secretFor(tok, k) // another webhook's kind of secret: never this one
+		}
+		ru.hooks = append(ru.hooks, h)
+	}
+	for n, kind := range extras {
+		rcv := len(r.rc.urls) - 1
+		h := &hook{k: -1, group: 0, slot: -1, kind: kind, receiver: rcv, url: r.rc.urls[rcv] + "/x/" + strconv.Itoa(n),
+			secret: secretFor(tok, -1-n), limit: 1_000_000, extra: &extraStats{}}
+		if kind == kindLimited {
+			h.limit = 60
+		}
+		h.verify = h.secret
+		ru.extras = append(ru.extras, h)
+	}
+	all := append(append([]*hook{}, ru.hooks...), ru.extras...)
+	ru.accounts, err = ru.p.setup(ctx, lay, all, tok, func(s string) { r.prog.note("[%s] %s", name, s) })
+	if err != nil {
+		return ru, errors.Join(err, ru.stop())
+	}
+	ru.tg = &target{
+		t:           ru.t,
+		hooks:       make(map[int64]*hook, len(all)),
+		failRate:    o.FailRate,
+		lastAttempt: len(o.RetrySchedule) + 1,
+		latency:     o.Latency,
+		stallFor:    o.DeliveryTimeout + time.Second,
+		closing:     make(chan struct{}),
+	}
+	for _, h := range all {
+		ru.tg.hooks[h.id] = h
+	}
+	r.rc.cur.Store(ru.tg)
+	ru.started = time.Now()
+	return ru, nil
+}
+
+// stop stops the run's pipeline after letting go of any request the receivers hold.
+func (ru *run) stop() error {
+	if ru.tg != nil {
+		ru.tg.setUp()
+		ru.tg.close()
+	}
+	if ru.p == nil {
+		return nil
+	}
+	return ru.p.stop()
+}
+
+func (r *runner) publisher(ru *run) *publisher {
+	return &publisher{p: ru.p, t: ru.t, accounts: ru.accounts, payload: r.o.Payload}
+}
+
+// publish publishes events [lo, hi) at rate (0 = as fast as possible).
+func (r *runner) publish(ctx context.Context, pb *publisher, lo, hi int, rate float64) error {
+	if rate > 0 {
+		_, err := pb.openLoop(ctx, lo, hi, r.o.Batch, rate, max(r.o.Publishers, 64), nil)
+		return err
+	}
+	return pb.closedLoop(ctx, lo, hi, r.o.Batch, r.o.Publishers)
+}
+
+// wait waits until the pairs of range k have all had a 200: want of them. It gives up on a
+// failed check, after a stretch without progress, or at --timeout.
+func (r *runner) wait(ctx context.Context, ru *run, k int, want int64) error {
+	t := ru.t
+	var sched time.Duration
+	for _, d := range r.o.RetrySchedule {
+		sched += d
+	}
+	stallLimit := max(time.Minute, sched+r.o.DeliveryTimeout+30*time.Second)
+	deadline := time.Now().Add(r.o.Timeout)
+	last, lastChange := t.delivered[k].Load(), time.Now()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := t.delivered[k].Load()
+		switch {
+		case n >= want:
+			return nil
+		case t.badSig.Load() > 0:
+			return errors.New("a signature did not verify; stopped waiting")
+		case t.problemCount() > 0:
+			return errors.New("the receivers got requests they should not have; stopped waiting")
+		}
+		now := time.Now()
+		if n != last {
+			last, lastChange = n, now
+		}
+		if now.Sub(lastChange) > stallLimit {
+			return fmt.Errorf("no delivery arrived for %s: %s of %s delivered", stallLimit, count(n), count(want))
+		}
+		if now.After(deadline) {
+			return fmt.Errorf("--timeout %s passed: %s of %s delivered", r.o.Timeout, count(n), count(want))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// storeSize is the size of the run's store: its data directory, or the PostgreSQL database.
+func (r *runner) storeSize(ctx context.Context, ru *run) int64 {
+	if r.o.DatabaseURL != "" {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, r.o.DatabaseURL)
+		if err != nil {
+			return 0
+		}
+		defer conn.Close(ctx)
+		var n int64
+		if conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n) != nil {
+			return 0
+		}
+		return n
+	}
+	var n int64
+	filepath.WalkDir(ru.dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// measured is what is taken around a measured phase.
+type measured struct {
+	cpu        time.Duration
+	storeBytes int64
+}
+
+// report makes the report of events [lo, hi) of ru, published by pb.
+func (r *runner) report(ru *run, pb *publisher, lo, hi int, rate float64, m measured) RunReport {
+	t := ru.t
+	s := t.collect(lo, hi, true)
+	_, rss := usage()
+	rep := RunReport{
+		Name: ru.name, Webhooks: ru.lay.webhooks(), Accounts: ru.lay.accounts, Fanout: ru.lay.fanout,
+		Events: hi - lo, Deliveries: s.pairs, OfferedRate: rate,
+		Requests: s.requests, Duplicates: s.duplicates, FailedOnPurpose: s.failed,
+		CPUSeconds:   m.cpu.Seconds(),
+		PeakRSSBytes: rss, StoreBytes: m.storeBytes, BookkeepingBytes: t.bytes(),
+		LatencyMs: percentiles(s.latencies, tick),
+	}
+	if pb != nil {
+		first, last := pb.firstSent.Load(), pb.lastAnswr.Load()
+		rep.PublishSeconds = time.Duration(last - first).Seconds()
+		if rep.PublishSeconds > 0 {
+			rep.PublishEventsPerSec = float64(pb.accepted.Load()) / rep.PublishSeconds
+		}
+		rep.PublishRequestMs = pb.publishRTT()
+		rep.PublishMaxLagMs = ms(time.Duration(pb.maxLag.Load()))
+	}
+	if s.lastFirst > s.firstSent {
+		rep.Seconds = time.Duration(s.lastFirst - s.firstSent).Seconds()
+		rep.DeliveriesPerSec = float64(s.delivered) / rep.Seconds
+		rep.CPUCores = rep.CPUSeconds / rep.Seconds
+	}
+	if s.delivered > 0 {
+		rep.AttemptsPerDelivery = float64(s.requests) / float64(s.delivered)
+		rep.CPUSecondsPer1000 = rep.CPUSeconds / float64(s.delivered) * 1000
+	}
+	return rep
+}
+
+// addChecks checks events [lo, hi) of t once its pipeline has stopped: every pair arrived, no
+// unexplained duplicate, the ids delivered are the ids published.
+func (r *runner) addChecks(name string, t *tracker, lo, hi int) {
+	t.checkIDs(lo, hi)
+	s := t.collect(lo, hi, false)
+	c := &r.rep.Checks
+	c.Deliveries += s.pairs
+	c.Delivered += s.delivered
+	c.Missing += s.missing
+	c.Duplicates += s.duplicates
+	c.UnexplainedDuplicates += s.unexplained
+	for _, e := range s.examples {
+		c.Errors = append(c.Errors, name+": "+e)
+	}
+}
+
+// addTrackerChecks adds what the receivers found wrong during a run (once per tracker).
+func (r *runner) addTrackerChecks(name string, t *tracker) {
+	c := &r.rep.Checks
+	c.SignatureFailures += t.badSig.Load()
+	t.mu.Lock()
+	c.Problems += t.nProblem - min(t.nProblem, t.badSig.Load())
+	for _, p := range t.problems {
+		c.Errors = append(c.Errors, name+": "+p)
+	}
+	t.mu.Unlock()
+}
+
+// failed notes an error of a run in the checks and returns it.
+func (r *runner) failed(name string, err error) error {
+	if err != nil {
+		r.rep.Checks.Errors = append(r.rep.Checks.Errors, name+": "+err.Error())
+	}
+	return err
+}
+
+// measure publishes all of ru's events, waits for their deliveries, stops the pipeline and
+// reports. An error from waiting is kept in the checks: the report still says what arrived.
+func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport, error) {
+	n := ru.t.events
+	want := int64(n) * int64(ru.lay.fanout)
+	pb := r.publisher(ru)
+	r.prog.set(rateLine("["+ru.name+"]", pb.accepted.Load, int64(n), ru.t.total.Load, want))
+	cpu0, _ := usage()
+	err := r.publish(ctx, pb, 0, n, rate)
+	if err == nil {
+		err = r.wait(ctx, ru, 0, want)
+	}
+	cpu1, _ := usage()
+	r.prog.set(nil)
+	m := measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru)}
+	err = errors.Join(r.failed(ru.name, err), ru.stop())
+	rep := r.report(ru, pb, 0, n, rate, m)
+	r.addChecks(ru.name, ru.t, 0, n)
+	r.addTrackerChecks(ru.name, ru.t)
+	r.prog.note("[%s] %s deliveries/s end to end, p99 %s ms", ru.name, count(int64(rep.DeliveriesPerSec)), fixed(rep.LatencyMs.P99, 1))
+	return rep, err
+}
+
+// simpleScenario is throughput and latency: one run.
+func (r *runner) simpleScenario(ctx context.Context) error {
+	o := r.o
+	ru, err := r.newRun(ctx, "main", o.Webhooks, o.Accounts, []int{o.Events})
+	if err != nil {
+		return err
+	}
+	rep, err := r.measure(ctx, ru, o.Rate)
+	r.rep.Runs = append(r.rep.Runs, rep)
+	r.baseRun, r.mainRate, r.mainOffered = ru, rep.DeliveriesPerSec, o.Rate
+	return err
+}
+
+// scaleScenario: the same events and fan-out on 10 webhooks, then on --webhooks/--accounts.
+func (r *runner) scaleScenario(ctx context.Context) error {
+	o := r.o
+	small := smallWebhooks(o.Fanout)
+	rs, err := r.newRun(ctx, "small", small, 0, []int{o.Events})
+	if err != nil {
+		return err
+	}
+	repS, err := r.measure(ctx, rs, o.Rate)
+	r.rep.Runs = append(r.rep.Runs, repS)
+	if err != nil {
+		return err
+	}
+	rl, err := r.newRun(ctx, "large", o.Webhooks, o.Accounts, []int{o.Events})
+	if err != nil {
+		return err
+	}
+	repL, err := r.measure(ctx, rl, o.Rate)
+	r.rep.Runs = append(r.rep.Runs, repL)
+	sc := &ScaleReport{SmallWebhooks: repS.Webhooks, SmallAccounts: repS.Accounts, SmallDeliveriesPerSec: repS.DeliveriesPerSec,
+		LargeWebhooks: repL.Webhooks, LargeAccounts: repL.Accounts, LargeDeliveriesPerSec: repL.DeliveriesPerSec}
+	if sc.SmallDeliveriesPerSec > 0 {
+		sc.Ratio = sc.LargeDeliveriesPerSec / sc.SmallDeliveriesPerSec
+		sc.CostPercent = (1 - sc.Ratio) * 100
+	}
+	r.rep.Scale = sc
+	r.baseRun, r.mainRate, r.mainOffered = rl, repL.DeliveriesPerSec, o.Rate
+	return err
+}
+
+// fairnessScenario: control, then with a limited webhook, then with a timing-out one.
+func (r *runner) fairnessScenario(ctx context.Context) error {
+	o := r.o
+	f := &FairnessReport{}
+	r.rep.Fairness = f
+	variants := []struct {
+		name  string
+		extra []hookKind
+	}{{"control", nil}, {"limited", []hookKind{kindLimited}}, {"timeout", []hookKind{kindStalled}}}
+	for _, v := range variants {
+		ru, err := r.newRun(ctx, v.name, o.Webhooks, o.Accounts, []int{o.Events}, v.extra...)
+		if err != nil {
+			return err
+		}
+		rep, err := r.measure(ctx, ru, o.Rate)
+		r.rep.Runs = append(r.rep.Runs, rep)
+		if err != nil {
+			return err
+		}
+		events := int64((o.Events + len(ru.lay.groups) - 1) / len(ru.lay.groups)) // group 0's share
+		switch v.name {
+		case "control":
+			f.ControlDeliveriesPerSec = rep.DeliveriesPerSec
+			r.baseRun, r.mainRate, r.mainOffered = ru, rep.DeliveriesPerSec, o.Rate
+		case "limited":
+			x := ru.extras[0]
+			f.LimitedDeliveriesPerSec = rep.DeliveriesPerSec
+			f.LimitedWebhook = ExtraReport{Limit: x.limit, Events: events, Requests: x.extra.requests.Load(), OK: x.extra.ok.Load(), TimedOut: x.extra.timedOut.Load()}
+			if err := x.extra.checkWindow(x.limit); err != nil {
+				r.rep.Checks.Problems++
+				r.rep.Checks.Errors = append(r.rep.Checks.Errors, "limited: "+err.Error())
+			}
+		case "timeout":
+			x := ru.extras[0]
+			f.TimeoutDeliveriesPerSec = rep.DeliveriesPerSec
+			f.TimeoutWebhook = ExtraReport{Limit: x.limit, Events: events, Requests: x.extra.requests.Load(), OK: x.extra.ok.Load(), TimedOut: x.extra.timedOut.Load()}
+		}
+	}
+	if f.ControlDeliveriesPerSec > 0 {
+		f.LimitedRatio = f.LimitedDeliveriesPerSec / f.ControlDeliveriesPerSec
+		f.TimeoutRatio = f.TimeoutDeliveriesPerSec / f.ControlDeliveriesPerSec
+	}
+	return nil
+}
+
+// backlogScenario: normal phase, receivers down while events accumulate, then the drain.
+func (r *runner) backlogScenario(ctx context.Context) error {
+	o := r.o
+	n0 := max(1, o.Events/10)
+	nb := o.Events
+	nNew := o.Events // room for the events that flow during the drain
+	ru, err := r.newRun(ctx, "backlog", o.Webhooks, o.Accounts, []int{n0, n0 + nb, n0 + nb + nNew})
+	if err != nil {
+		return err
+	}
+	r.baseRun = ru
+	defer ru.stop()
+	t, f := ru.t, int64(ru.lay.fanout)
+	b := &BacklogReport{NewEventsRate: o.Rate}
+	r.rep.Backlog = b
+
+	// Normal.
+	pb := r.publisher(ru)
+	r.prog.set(rateLine("[backlog: normal]", pb.accepted.Load, int64(n0), func() int64 { return t.delivered[0].Load() }, int64(n0)*f))
+	cpu0, _ := usage()
+	err = r.publish(ctx, pb, 0, n0, 0)
+	if err == nil {
+		err = r.wait(ctx, ru, 0, int64(n0)*f)
+	}
+	cpu1, _ := usage()
+	if err != nil {
+		return r.failed("backlog: normal", err)
+	}
+	normal := r.report(ru, pb, 0, n0, 0, measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru)})
+	normal.Name = "backlog: normal"
+	r.rep.Runs = append(r.rep.Runs, normal)
+	b.NormalDeliveriesPerSec = normal.DeliveriesPerSec
+	r.mainRate = normal.DeliveriesPerSec
+	r.prog.note("[backlog] normal rate %s deliveries/s; receivers go down", count(int64(b.NormalDeliveriesPerSec)))
+
+	// Receivers down: deliveries accumulate.
+	ru.tg.setDown()
+	pb = r.publisher(ru)
+	r.prog.set(func() string {
+		return fmt.Sprintf("[backlog: receivers down] published %s/%s events · %s deliveries pending", count(pb.accepted.Load()), count(int64(nb)), count(pb.accepted.Load()*f))
+	})
+	cpu0, _ = usage()
+	if err := r.publish(ctx, pb, n0, n0+nb, 0); err != nil {
+		return r.failed("backlog: receivers down", err)
+	}
+	cpu1, rss := usage()
+	b.Pending = int64(nb)*f - t.delivered[1].Load()
+	b.AccumulateSeconds = time.Duration(pb.lastAnswr.Load() - pb.firstSent.Load()).Seconds()
+	if b.AccumulateSeconds > 0 {
+		b.AccumulateEventsPerSec = float64(nb) / b.AccumulateSeconds
+	}
+	b.PeakRSSWithBacklog = rss
+	b.StoreBytesWithBacklog = r.storeSize(ctx, ru)
+	downCPU := cpu1 - cpu0
+	pbDown := pb
+	r.prog.note("[backlog] %s deliveries pending, peak RSS %s; receivers come back", count(b.Pending), mib(rss))
+
+	// Receivers back, new events flowing, until the backlog is delivered.
+	pbNew := r.publisher(ru)
+	stop := make(chan struct{})
+	type result struct {
+		end int
+		err error
+	}
+	newDone := make(chan result, 1)
+	cpu0, _ = usage()
+	back := t.now()
+	ru.tg.setUp()
+	go func() {
+		if o.Rate <= 0 {
+			newDone <- result{n0 + nb, nil}
+			return
+		}
+		end, err := pbNew.openLoop(ctx, n0+nb, n0+nb+nNew, o.Batch, o.Rate, max(o.Publishers, 64), stop)
+		newDone <- result{end, err}
+	}()
+	lastT, lastD := time.Now(), t.total.Load()
+	r.prog.set(func() string {
+		now, d := time.Now(), t.total.Load()
+		rate := float64(d-lastD) / now.Sub(lastT).Seconds()
+		lastT, lastD = now, d
+		return fmt.Sprintf("[backlog: drain] backlog delivered %s/%s · new events published %s, delivered %s · %s deliveries/s in all",
+			count(t.delivered[1].Load()), count(int64(nb)*f), count(pbNew.accepted.Load()), count(t.delivered[2].Load()), count(int64(rate+0.5)))
+	})
+	err = r.wait(ctx, ru, 1, int64(nb)*f)
+	close(stop)
+	res := <-newDone
+	cpu1, _ = usage()
+	if err == nil {
+		err = res.err
+	}
+	if err == nil && res.end > n0+nb {
+		r.prog.set(rateLine("[backlog: new events]", pbNew.accepted.Load, int64(res.end-n0-nb), func() int64 { return t.delivered[2].Load() }, int64(res.end-n0-nb)*f))
+		err = r.wait(ctx, ru, 2, int64(res.end-n0-nb)*f)
+	}
+	r.prog.set(nil)
+	storeBytes := r.storeSize(ctx, ru)
+	err = errors.Join(r.failed("backlog: drain", err), ru.stop())
+
+	sb := t.collect(n0, n0+nb, false)
+	b.NewEvents = res.end - n0 - nb
+	b.DrainSeconds = time.Duration(sb.lastFirst - back).Seconds()
+	if b.DrainSeconds > 0 {
+		b.DrainDeliveriesPerSec = float64(sb.delivered) / b.DrainSeconds
+		var newByEnd int64
+		for i := n0 + nb; i < res.end; i++ {
+			for k := range int(f) {
+				if first := fromTick(t.pairs[i*int(f)+k].first.Load()); first > 0 && first <= sb.lastFirst {
+					newByEnd++
+				}
+			}
+		}
+		b.DrainTotalDeliveriesPerSec = float64(sb.delivered+newByEnd) / b.DrainSeconds
+	}
+	// The time to 99% shows the bulk of the drain apart from its tail.
+	if firsts := t.firsts(n0, n0+nb); len(firsts) > 0 {
+		k := max(0, int(0.99*float64(len(firsts)))-1)
+		b.Drain99Seconds = time.Duration(firsts[k] - back).Seconds()
+		if b.Drain99Seconds > 0 {
+			b.Drain99DeliveriesPerSec = float64(k+1) / b.Drain99Seconds
+		}
+	}
+	if b.NormalDeliveriesPerSec > 0 {
+		b.DrainRatio = b.DrainDeliveriesPerSec / b.NormalDeliveriesPerSec
+	}
+	_, b.PeakRSSBytes = usage()
+
+	down := r.report(ru, pbDown, n0, n0+nb, 0, measured{cpu: downCPU + (cpu1 - cpu0), storeBytes: storeBytes})
+	down.Name = "backlog: receivers down, then drain"
+	r.rep.Runs = append(r.rep.Runs, down)
+	if res.end > n0+nb {
+		fresh := r.report(ru, pbNew, n0+nb, res.end, o.Rate, measured{storeBytes: storeBytes})
+		fresh.Name = "backlog: new events during the drain"
+		r.rep.Runs = append(r.rep.Runs, fresh)
+	}
+	r.addChecks("backlog", t, 0, res.end)
+	r.addTrackerChecks("backlog", t)
+	return err
+}
+
+// baseline sends ru's deliveries (at most --baseline-max) straight from memory: the same signed
+// POSTs to the same receivers, from a fixed pool of goroutines, with no store and no queue.
+func (r *runner) baseline(ctx context.Context, ru *run) (*BaselineReport, error) {
+	o := r.o
+	lay := ru.lay
+	f := lay.fanout
+	events := min(ru.t.published(), max(1, o.BaselineMax/f))
+	bt := r.newTracker(lay, []int{events})
+	ids := make([]string, events)
+	for i := range events {
+		bt.setID(i, ru.t.ids[i])
+		ids[i] = ru.t.ids[i].String()
+	}
+	tg := &target{t: bt, hooks: ru.tg.hooks, failRate: o.FailRate, lastAttempt: len(o.RetrySchedule) + 1, latency: o.Latency,
+		stallFor: o.DeliveryTimeout + time.Second, closing: make(chan struct{})}
+	r.rc.cur.Store(tg)
+	defer tg.close()
+
+	transport := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        2 * o.BaselineWorkers,
+		MaxIdleConnsPerHost: o.BaselineWorkers,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signers := make([]*webhook.Signer, len(ru.hooks))
+	whIDs := make([]string, len(ru.hooks))
+	for k, h := range ru.hooks {
+		signers[k] = webhook.NewSigner(h.secret)
+		whIDs[k] = strconv.FormatInt(h.id, 10)
+	}
+	ua := version.UserAgent()
+	pairs := events * f
+	r.prog.note("[baseline] %s deliveries from %d goroutines", count(int64(pairs)), o.BaselineWorkers)
+	r.prog.set(rateLine("[baseline]", func() int64 { return int64(events) }, int64(events), bt.total.Load, int64(pairs)))
+	defer r.prog.set(nil)
+
+	cpu0, _ := usage()
+	start := time.Now()
+	err := parallel(ctx, o.BaselineWorkers, pairs, func(ctx context.Context, k int) error {
+		i, s := k/f, k%f
+		h := ru.hooks[lay.groupOf(i)*f+s]
+		bp := reqPool.Get().(*[]byte)
+		body := lay.appendBody((*bp)[:0], i, o.Payload)
+		defer func() { *bp = body[:0]; reqPool.Put(bp) }()
+		sig := signers[h.k].Sign(body)
+		for attempt := 1; attempt <= len(o.RetrySchedule)+1; attempt++ {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			hd := req.Header
+			hd["Content-Type"] = []string{"application/json"}
+			hd["User-Agent"] = []string{ua}
+			hd[webhook.SignatureHeader] = []string{sig}
+			hd[webhook.EventIDHeader] = []string{ids[i]}
+			hd[webhook.EventTypeHeader] = []string{lay.groups[h.group].typ}
+			hd[webhook.WebhookIDHeader] = []string{whIDs[h.k]}
+			hd[webhook.AttemptHeader] = []string{strconv.Itoa(attempt)}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				return nil
+			case http.StatusInternalServerError:
+				continue // --fail-rate: send again at once
+			default:
+				return fmt.Errorf("receiver answered %s", resp.Status)
+			}
+		}
+		return fmt.Errorf("event %d to webhook %d: no 200 after %d attempts", i, h.id, len(o.RetrySchedule)+1)
+	})
+	elapsed := time.Since(start)
+	cpu1, _ := usage()
+	requests := bt.requests.Load()
+
+	bt.checkIDs(0, events)
+	s := bt.collect(0, events, false)
+	r.addTrackerChecks("baseline", bt)
+	c := &r.rep.Checks
+	if s.missing > 0 || s.unexplained > 0 {
+		c.Missing += s.missing
+		c.UnexplainedDuplicates += s.unexplained
+		for _, e := range s.examples {
+			c.Errors = append(c.Errors, "baseline: "+e)
+		}
+	}
+	b := &BaselineReport{When: "after the pipeline", Deliveries: s.delivered, Requests: requests, Workers: o.BaselineWorkers, Seconds: elapsed.Seconds()}
+	if b.Seconds > 0 {
+		b.DeliveriesPerSec = float64(s.delivered) / b.Seconds
+		b.CPUCores = (cpu1 - cpu0).Seconds() / b.Seconds
+	}
+	if s.delivered > 0 {
+		b.CPUSecondsPer1000 = (cpu1 - cpu0).Seconds() / float64(s.delivered) * 1000
+	}
+	r.prog.note("[baseline] %s deliveries/s", count(int64(b.DeliveriesPerSec)))
+	return b, err
+}
+
+// targets lists the performance issue's targets this scenario is judged by.
+func (r *runner) targets() {
+	rep := r.rep
+	add := func(name, want string, value float64, unit string, met bool) {
+		rep.Targets = append(rep.Targets, Target{Name: name, Want: want, Value: value, Unit: unit, Met: met})
+	}
+	var main *RunReport
+	if len(rep.Runs) > 0 {
+		main = &rep.Runs[0]
+	}
+	switch rep.Scenario {
+	case "throughput":
+		if main != nil {
+			add("deliveries/s end to end", "≥ 10,000", main.DeliveriesPerSec, "/s", main.DeliveriesPerSec >= 10_000)
+			if rep.RatioToBaseline > 0 {
+				add("pipeline ÷ baseline", "≥ 0.5", rep.RatioToBaseline, "×", rep.RatioToBaseline >= 0.5)
+			}
+			add("events/s accepted (POST /v3/events/batch)", "≥ 50,000", main.PublishEventsPerSec, "/s", main.PublishEventsPerSec >= 50_000)
+		}
+	case "latency":
+		if main != nil {
+			add(fmt.Sprintf("p99 publish→receipt at %s events/s offered", count(int64(r.o.Rate))), "≤ 50 ms", main.LatencyMs.P99, "ms", main.LatencyMs.P99 <= 50 && main.LatencyMs.P99 > 0)
+		}
+	case "backlog":
+		if b := rep.Backlog; b != nil {
+			add("deliveries pending with receivers down", "1,000,000", float64(b.Pending), "", b.Pending >= 1_000_000)
+			add("peak RSS with the backlog", "< 300 MB", float64(b.PeakRSSWithBacklog)/1e6, "MB", b.PeakRSSWithBacklog > 0 && b.PeakRSSWithBacklog < 300e6)
+			add("backlog drain ÷ normal rate, new events flowing", "≥ 0.8", b.DrainRatio, "×", b.DrainRatio >= 0.8)
+		}
+	case "fairness":
+		if f := rep.Fairness; f != nil {
+			add("others with a 60/min webhook ÷ control", "≥ 0.9", f.LimitedRatio, "×", f.LimitedRatio >= 0.9)
+			add("others with a timing-out webhook ÷ control", "≥ 0.9", f.TimeoutRatio, "×", f.TimeoutRatio >= 0.9)
+		}
+	case "scale":
+		if s := rep.Scale; s != nil {
+			add(fmt.Sprintf("%s webhooks on %s accounts ÷ %d webhooks", count(int64(s.LargeWebhooks)), count(int64(s.LargeAccounts)), s.SmallWebhooks), "≥ 0.8 (cost < 20%)", s.Ratio, "×", s.Ratio >= 0.8)
+		}
+	}
+	if r.o.DatabaseURL != "" && r.o.Nodes == 1 && main != nil && rep.Scenario == "throughput" {
+		add("PostgreSQL, one node: deliveries/s", "≥ 5,000", main.DeliveriesPerSec, "/s", main.DeliveriesPerSec >= 5_000)
+	}
+}
