@@ -27,6 +27,10 @@ const MaxBodySize = 1 << 20
 type Engine interface {
 	// Notify says deliveries may have become due (after publish or retry).
 	Notify()
+	// Lease says whether the engine takes what is published here straight away, and under
+	// which lease to store it; Adopt hands it the deliveries so stored, with their bodies.
+	Lease() (owner string, until time.Time, ok bool)
+	Adopt(ctx context.Context, jobs []store.Job, bodies map[string][]byte)
 	// WebhookChanged is called after a webhook was updated; later attempts use the new one.
 	WebhookChanged(w store.Webhook)
 	// WebhookDeleted is called after a webhook was deleted; when it returns, nothing more

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,17 +63,34 @@ func (s *Server) newEvent(o object, prefix string) (store.NewEvent, error) {
 	return store.NewEvent{ID: id.String(), AccountID: accountID, Type: typ, Body: body, IdempotencyKey: key, CreatedAt: s.now()}, nil
 }
 
+// publish stores the events. When the delivery engine has room, their deliveries are leased to
+// it and handed over directly: no claim, no read back of the bodies.
 func (s *Server) publish(r *http.Request, events []store.NewEvent) ([]store.Published, error) {
-	res, err := s.store.Publish(r.Context(), store.PublishParams{Events: events, IdempotencySince: s.now().Add(-s.cfg.IdempotencyWindow)})
+	p := store.PublishParams{Events: events, IdempotencySince: s.now().Add(-s.cfg.IdempotencyWindow)}
+	if s.engine != nil {
+		if owner, until, ok := s.engine.Lease(); ok {
+			p.Owner, p.LeaseUntil = owner, until
+		}
+	}
+	res, err := s.store.Publish(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
+	var jobs []store.Job
 	for _, p := range res {
 		if p.Err == nil && !p.Duplicate && s.cfg.Metrics != nil {
 			s.cfg.Metrics.EventsPublished.WithLabelValues(p.Type).Inc()
 		}
+		jobs = append(jobs, p.Jobs...)
 	}
 	if s.engine != nil {
+		if len(jobs) > 0 {
+			bodies := make(map[string][]byte, len(events))
+			for _, e := range events {
+				bodies[e.ID] = e.Body
+			}
+			s.engine.Adopt(context.WithoutCancel(r.Context()), jobs, bodies)
+		}
 		s.engine.Notify()
 	}
 	return res, nil

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,10 @@ import (
 
 // MaxResponseBody is how much of a response is kept in the attempt log.
 const MaxResponseBody = 4 << 10
+
+// bodyBuffers hold response bodies while they are read: one buffer per attempt would be most
+// of an attempt's garbage.
+var bodyBuffers = sync.Pool{New: func() any { return new([MaxResponseBody]byte) }}
 
 // drainLimit is how much more of a response is read (and dropped) so its connection can be
 // reused; a larger body costs a new connection instead.
@@ -110,9 +115,12 @@ func post(ctx context.Context, client *http.Client, r request) result {
 	}
 	defer resp.Body.Close()
 	res := result{StatusCode: resp.StatusCode}
-	buf := make([]byte, MaxResponseBody)
-	n, err := io.ReadFull(resp.Body, buf)
-	res.Body = strings.ToValidUTF8(string(buf[:n]), "\uFFFD")
+	buf := bodyBuffers.Get().(*[MaxResponseBody]byte)
+	n, err := io.ReadFull(resp.Body, buf[:])
+	if n > 0 {
+		res.Body = strings.ToValidUTF8(string(buf[:n]), "\uFFFD")
+	}
+	bodyBuffers.Put(buf)
 	if err == nil {
 		io.CopyN(io.Discard, resp.Body, drainLimit)
 	}

@@ -269,22 +269,50 @@ func (e *Engine) claim(ctx context.Context, limit int) (int, error) {
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}
-	if err := e.prepare(ctx, jobs); err != nil {
+	if err := e.prepare(ctx, jobs, nil); err != nil {
 		// Leave the claims to expire: the deliveries come back when their lease ends.
 		return len(jobs), err
 	}
 	return len(jobs), nil
 }
 
-// prepare loads what the claimed jobs need (bodies, webhook settings) and queues them.
-func (e *Engine) prepare(ctx context.Context, jobs []store.Job) error {
+// Lease says whether the engine takes deliveries published here straight from the publisher
+// (Adopt), and the lease to store them under. It does while it has room for them.
+func (e *Engine) Lease() (owner string, until time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping || len(e.held) >= e.cfg.MaxHeld {
+		return "", time.Time{}, false
+	}
+	return e.cfg.Owner, time.Now().Add(e.cfg.Lease), true
+}
+
+// Adopt queues deliveries just published under the engine's Lease, with their events'
+// bodies: no claim and no read of the store for them, so a fresh event is on its way as soon
+// as it is committed.
+func (e *Engine) Adopt(ctx context.Context, jobs []store.Job, bodies map[string][]byte) {
+	if len(jobs) == 0 {
+		return
+	}
+	if err := e.prepare(ctx, jobs, bodies); err != nil {
+		// They are leased to us: give them back so that a claim takes them at once.
+		e.log.Warn("adopt published deliveries; giving them back", "count", len(jobs), "err", err)
+		now := time.Now()
+		for _, j := range jobs {
+			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+		}
+	}
+}
+
+// prepare loads what the jobs need (bodies unless given, webhook settings) and queues them.
+func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[string][]byte) error {
 	var eventIDs []string
 	var needHooks []int64
 	seenEvent := map[string]bool{}
 	seenHook := map[int64]bool{}
 	e.mu.Lock()
 	for _, j := range jobs {
-		if !seenEvent[j.EventID] {
+		if !seenEvent[j.EventID] && bodies[j.EventID] == nil {
 			seenEvent[j.EventID] = true
 			eventIDs = append(eventIDs, j.EventID)
 		}
@@ -300,9 +328,15 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job) error {
 
 	// Bodies already in memory are read again rather than pinned: simpler, and one query per
 	// claim costs little next to the claim itself.
-	loaded, err := e.st.EventBodies(ctx, eventIDs)
-	if err != nil {
-		return fmt.Errorf("load event bodies: %w", err)
+	loaded := bodies
+	if len(eventIDs) > 0 {
+		var err error
+		if loaded, err = e.st.EventBodies(ctx, eventIDs); err != nil {
+			return fmt.Errorf("load event bodies: %w", err)
+		}
+		for id, b := range bodies {
+			loaded[id] = b
+		}
 	}
 	hooks := make(map[int64]store.Webhook, len(needHooks))
 	gone := map[int64]bool{}
@@ -321,6 +355,13 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job) error {
 	now := time.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.stopping {
+		// Adopted after the stop began: give them back, due now.
+		for _, j := range jobs {
+			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+		}
+		return nil
+	}
 	for id, w := range hooks {
 		if h := e.hookLocked(id); w.Version > h.w.Version {
 			h.w = w
@@ -356,7 +397,21 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job) error {
 		case b == nil:
 			e.finishUnattempted(j, store.StatusFailed, "event body missing", now)
 		case len(h.queue) >= e.roomLocked(h):
-			e.deferLocked(h, j.DeliveryID, len(h.queue)-e.roomLocked(h)+1, now)
+			room := e.roomLocked(h)
+			if n := len(h.queue); n > 0 && room > 0 && h.queue[n-1].CreatedAt.After(j.CreatedAt) {
+				// The older delivery takes the place of the newest queued one, which goes back
+				// instead: whatever waits in the store, the oldest go first.
+				newest := h.queue[n-1]
+				e.deferLocked(h, newest.DeliveryID, n-room+1, now)
+				e.dropLocked(newest)
+				h.queue[n-1] = nil
+				h.queue = h.queue[:n-1]
+				b.refs++
+				e.held[j.DeliveryID] = struct{}{}
+				h.queue = append(h.queue, &job{Job: j, body: b, queuedAt: now})
+				continue
+			}
+			e.deferLocked(h, j.DeliveryID, len(h.queue)-room+1, now)
 		default:
 			b.refs++
 			e.held[j.DeliveryID] = struct{}{}
@@ -436,7 +491,9 @@ func (e *Engine) deferLocked(h *hook, deliveryID int64, pos int, now time.Time) 
 	if wait := h.slotRetry - mono; wait > 0 {
 		start = later(start, now.Add(max(wait, horizon)))
 	}
-	next := start.Add(time.Duration(pos-1) * perItem)
+	// However slow the webhook, a deferred delivery comes back within a minute and a horizon,
+	// to be weighed again with what is due then.
+	next := start.Add(min(time.Duration(pos-1)*perItem, span))
 	e.outcomes <- store.Outcome{DeliveryID: deliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: next, At: now}
 	e.m.Outcomes.WithLabelValues("deferred").Inc()
 }

@@ -177,6 +177,9 @@ type Published struct {
 	Duplicate bool
 	// Err is set for an event that was not stored (ErrNotFound: its account does not exist).
 	Err error
+	// Jobs are the event's new pending deliveries, leased to PublishParams.Owner; only when
+	// an Owner was given.
+	Jobs []Job
 }
 
 // PublishParams is a batch of events to store, each with one delivery per matching webhook.
@@ -185,6 +188,11 @@ type PublishParams struct {
 	// IdempotencySince: an earlier event with the same account and key counts as the same
 	// event only when it was created after this time.
 	IdempotencySince time.Time
+	// Owner, when set, leases the new pending deliveries to Owner until LeaseUntil, as a claim
+	// would, and Publish returns them as Published.Jobs: the engine that published them sends
+	// them without claiming them from the store first.
+	Owner      string
+	LeaseUntil time.Time
 }
 
 // Delivery is one event on its way to one webhook.

@@ -1,14 +1,17 @@
 // Package version says which hookrelay this is.
 package version
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+	"sync"
+)
 
 // Version is set at build time with -ldflags "-X github.com/hookrelay/hookrelay/internal/version.Version=v1.2.3";
 // otherwise it is the module version, or "dev" for a build from a source tree.
 var Version = ""
 
-// String returns the version.
-func String() string {
+// String returns the version. It is worked out once: reading the build information parses it.
+var String = sync.OnceValue(func() string {
 	if Version != "" {
 		return Version
 	}
@@ -16,7 +19,7 @@ func String() string {
 		return bi.Main.Version
 	}
 	return "dev"
-}
+})
 
 // UserAgent is the User-Agent of deliveries.
-func UserAgent() string { return "hookrelay/" + String() }
+var UserAgent = sync.OnceValue(func() string { return "hookrelay/" + String() })

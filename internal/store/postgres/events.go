@@ -26,15 +26,16 @@ import (
 // makes the key hold across nodes. They are inserted in key order, so two publishers never wait
 // for each other's keys in a cycle.
 //
-// The result has a row per inserted event (id, deliveries) and one per account that does not
-// exist (missing).
+// The result has a row per inserted event (kind e: id, deliveries), one per account that does
+// not exist (kind m: missing) and, when an owner ($7) is given, one per new pending delivery,
+// leased to it until $8 (kind d: the event id, delivery, webhook and its version).
 const publishSQL = `WITH e AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::timestamptz[])
 		WITH ORDINALITY AS e(id, account_id, type, body, idempotency_key, created_at, n)
 ), acc AS (
 	SELECT id FROM accounts WHERE id IN (SELECT account_id FROM e)
 ), hooks AS (
-	SELECT w.id, w.account_id, w.event, w.status = 'active' AS active FROM webhooks w
+	SELECT w.id, w.account_id, w.event, w.status = 'active' AS active, w.version FROM webhooks w
 	WHERE (w.account_id, w.event) IN (SELECT account_id, type FROM e)
 	ORDER BY w.id
 	FOR KEY SHARE
@@ -49,20 +50,26 @@ const publishSQL = `WITH e AS (
 	ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING id, account_id, type, deliveries, created_at
 ), dl AS (
-	INSERT INTO deliveries (account_id, webhook_id, event_id, event, status, last_error, next_attempt_at, created_at, completed_at)
+	INSERT INTO deliveries (account_id, webhook_id, event_id, event, status, last_error, next_attempt_at, lease_owner,
+		created_at, completed_at)
 	SELECT ev.account_id, h.id, ev.id, ev.type,
 		CASE WHEN h.active THEN 'pending' ELSE 'cancelled' END,
 		CASE WHEN h.active THEN NULL ELSE 'webhook disabled' END,
-		CASE WHEN h.active THEN ev.created_at END,
+		CASE WHEN NOT h.active THEN NULL WHEN $7 <> '' THEN $8::timestamptz ELSE ev.created_at END,
+		CASE WHEN h.active THEN NULLIF($7, '') END,
 		ev.created_at,
 		CASE WHEN h.active THEN NULL ELSE ev.created_at END
 	FROM ev JOIN e ON e.id = ev.id
 	JOIN hooks h ON h.account_id = ev.account_id AND h.event = ev.type
 	ORDER BY e.n, h.id
+	RETURNING id, event_id, webhook_id, status
 )
-SELECT id, deliveries, NULL::bigint AS missing FROM ev
+SELECT 'e' AS kind, id, deliveries, NULL::bigint AS missing, NULL::bigint AS delivery, NULL::bigint AS webhook, NULL::bigint AS version FROM ev
 UNION ALL
-SELECT NULL, 0, m.account_id FROM (SELECT DISTINCT account_id FROM e) m WHERE m.account_id NOT IN (SELECT id FROM acc)`
+SELECT 'm', NULL, 0, m.account_id, NULL, NULL, NULL FROM (SELECT DISTINCT account_id FROM e) m WHERE m.account_id NOT IN (SELECT id FROM acc)
+UNION ALL
+SELECT 'd', dl.event_id, 0, NULL, dl.id, dl.webhook_id, h.version FROM dl JOIN hooks h ON h.id = dl.webhook_id
+WHERE $7 <> '' AND dl.status = 'pending'`
 
 // forgetKeysSQL frees the keys of earlier events that are outside the idempotency window, so
 // the events of the batch can take them. It runs in the same transaction as publishSQL, just
@@ -120,7 +127,7 @@ func (s *Store) publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				return nil
 			}
 			var err error
-			if todo, err = publishRound(ctx, q, p.Events, todo, since, results); err != nil {
+			if todo, err = publishRound(ctx, q, p, todo, since, results); err != nil {
 				return err
 			}
 		}
@@ -142,7 +149,8 @@ func (s *Store) publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 // publishRound stores the events at the indices todo (in ascending order) and fills their
 // results. It returns the indices to try again: events whose key was held by an event that no
 // longer held it by the time it was read (freed meanwhile by another publisher or by Prune).
-func publishRound(ctx context.Context, q querier, events []store.NewEvent, todo []int, since time.Time, results []store.Published) ([]int, error) {
+func publishRound(ctx context.Context, q querier, p store.PublishParams, todo []int, since time.Time, results []store.Published) ([]int, error) {
+	events := p.Events
 	// The first event of the batch with a key stands for the later ones with the same key.
 	first := map[idemKey]int{}
 	firstOf := map[int]int{}
@@ -183,11 +191,12 @@ func publishRound(ctx context.Context, q querier, events []store.NewEvent, todo 
 	// One batch: freeing expired keys and inserting take one round trip.
 	inserted := map[string]int{}
 	missing := map[int64]bool{}
+	jobs := map[string][]store.Job{}
 	b := &pgx.Batch{}
 	if len(keyKeys) > 0 {
 		b.Queue(forgetKeysSQL, keyAccounts, keyKeys, since)
 	}
-	b.Queue(publishSQL, ids, accounts, types, bodies, keys, created)
+	b.Queue(publishSQL, ids, accounts, types, bodies, keys, created, p.Owner, ts(p.LeaseUntil))
 	br := q.SendBatch(ctx, b)
 	defer br.Close()
 	if len(keyKeys) > 0 {
@@ -197,17 +206,21 @@ func publishRound(ctx context.Context, q querier, events []store.NewEvent, todo 
 	}
 	rows, _ := br.Query()
 	for rows.Next() {
+		var kind string
 		var id *string
 		var n int
-		var account *int64
-		if err := rows.Scan(&id, &n, &account); err != nil {
+		var account, delivery, webhook, version *int64
+		if err := rows.Scan(&kind, &id, &n, &account, &delivery, &webhook, &version); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("publish: %w", err)
 		}
-		if id != nil {
+		switch kind {
+		case "e":
 			inserted[*id] = n
-		} else if account != nil {
+		case "m":
 			missing[*account] = true
+		case "d":
+			jobs[*id] = append(jobs[*id], store.Job{DeliveryID: *delivery, WebhookID: *webhook, WebhookVersion: *version, EventID: *id})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -226,6 +239,10 @@ func publishRound(ctx context.Context, q querier, events []store.NewEvent, todo 
 		switch n, ok := inserted[e.ID]; {
 		case ok:
 			results[i].Deliveries = n
+			for _, j := range jobs[e.ID] {
+				j.AccountID, j.Event, j.CreatedAt = e.AccountID, e.Type, ts(e.CreatedAt)
+				results[i].Jobs = append(results[i].Jobs, j)
+			}
 		case missing[e.AccountID]:
 			results[i].Err = fmt.Errorf("account %d: %w", e.AccountID, store.ErrNotFound)
 		case e.IdempotencyKey != "":
@@ -266,6 +283,7 @@ func publishRound(ctx context.Context, q querier, events []store.NewEvent, todo 
 		if r.Err == nil {
 			r.Duplicate = true
 		}
+		r.Jobs = nil // the deliveries are the first event's
 		results[i] = r
 	}
 	slices.Sort(again)

@@ -55,31 +55,38 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, er
 
 func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		completeStmt := tx.StmtContext(ctx, s.stmts.complete)
-		attemptStmt := tx.StmtContext(ctx, s.stmts.insertAttempt)
+		completeArgs := make([]any, 0, 8*len(outcomes))
+		var attemptArgs []any
+		seen := make(map[int64]bool, len(outcomes))
 		for _, o := range outcomes {
 			var attempted int
 			var code, errText any
 			if a := o.Attempt; a != nil {
 				attempted = 1
 				code, errText = nullInt(a.StatusCode), nullString(a.Error)
-				if _, err := attemptStmt.ExecContext(ctx, o.DeliveryID, a.Attempt, ms(a.At), code, a.DurationMs,
-					errText, nullString(a.ResponseBody)); err != nil {
-					return fmt.Errorf("insert attempt of delivery %d: %w", o.DeliveryID, err)
-				}
+				attemptArgs = append(attemptArgs, o.DeliveryID, a.Attempt, ms(a.At), code, a.DurationMs, errText, nullString(a.ResponseBody))
 			} else {
 				errText = nullString(o.Error)
 			}
+			// Applied one by one, a second outcome for a delivery would find its lease gone:
+			// the first one wins.
+			if seen[o.DeliveryID] {
+				continue
+			}
+			seen[o.DeliveryID] = true
 			var next, completed any
 			if o.Status == store.StatusPending {
 				next = ms(o.NextAttemptAt)
 			} else {
 				completed = ms(o.At)
 			}
-			if _, err := completeStmt.ExecContext(ctx, o.Status, attempted, code, errText, next, completed,
-				o.DeliveryID, o.Owner); err != nil {
-				return fmt.Errorf("complete delivery %d: %w", o.DeliveryID, err)
-			}
+			completeArgs = append(completeArgs, o.DeliveryID, o.Owner, o.Status, attempted, code, errText, next, completed)
+		}
+		if err := s.stmts.insertAttempts.run(ctx, tx, attemptArgs, nil); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		if err := s.stmts.complete.run(ctx, tx, completeArgs, nil); err != nil {
+			return fmt.Errorf("complete deliveries: %w", err)
 		}
 		return nil
 	})
@@ -126,7 +133,7 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Del
 		return d, nil, fmt.Errorf("get delivery %d: %w", id, notFound(err))
 	}
 	rows, err := s.rdb.QueryContext(ctx, `SELECT attempt, at, status_code, duration_ms, error, response_body
-		FROM attempts WHERE delivery_id = ? ORDER BY id`, id)
+		FROM attempts WHERE delivery_id = ? ORDER BY attempt, at`, id)
 	if err != nil {
 		return d, nil, fmt.Errorf("get attempts of delivery %d: %w", id, err)
 	}
@@ -211,20 +218,29 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		// Rows are created in id order, so every delivery completed before p.Before has an id
+		// below the first one created at or after it: the scan stops there.
+		bound, err := firstIDFrom(ctx, tx, ms(p.Before))
+		if err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
 		rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
-			WHERE completed_at IS NOT NULL AND completed_at < ? ORDER BY completed_at LIMIT ?) RETURNING id`,
-			ms(p.Before), p.Limit)
+			WHERE id < ? AND completed_at IS NOT NULL AND completed_at < ? ORDER BY id LIMIT ?) RETURNING id, event_id`,
+			bound, ms(p.Before), p.Limit)
 		if err != nil {
 			return fmt.Errorf("prune deliveries: %w", err)
 		}
 		var ids []any
+		gone := map[string]int{} // deliveries deleted per event
 		for rows.Next() {
 			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var event string
+			if err := rows.Scan(&id, &event); err != nil {
 				rows.Close()
 				return fmt.Errorf("prune deliveries: %w", err)
 			}
 			ids = append(ids, id)
+			gone[event]++
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -238,9 +254,14 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 			}
 			ids = ids[c:]
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT e.id FROM events e
-			WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-			ORDER BY e.created_at LIMIT ?)`, ms(p.Before), p.Limit); err != nil {
+		for event, count := range gone {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET live = live - ? WHERE id = ?`, count, event); err != nil {
+				return fmt.Errorf("prune events: %w", err)
+			}
+		}
+		// An event goes when no delivery of it is left.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE id IN (SELECT id FROM events
+			WHERE created_at < ? AND live <= 0 ORDER BY created_at LIMIT ?)`, ms(p.Before), p.Limit); err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM alerts WHERE id IN (SELECT id FROM alerts
@@ -254,4 +275,31 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// firstIDFrom finds, by binary search on the ids, the smallest id x such that the first
+// delivery at or after x was created at or after t (one past the last id when none was):
+// deliveries are created in id order, so those before x were created before t.
+func firstIDFrom(ctx context.Context, tx *sql.Tx, t int64) (int64, error) {
+	var lo, hi sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT min(id), max(id) FROM deliveries`).Scan(&lo, &hi); err != nil {
+		return 0, err
+	}
+	if !lo.Valid {
+		return 0, nil
+	}
+	l, h := lo.Int64, hi.Int64+1
+	for l < h {
+		mid := l + (h-l)/2 // < h <= max id + 1, so a row at or after mid exists
+		var created int64
+		if err := tx.QueryRowContext(ctx, `SELECT created_at FROM deliveries WHERE id >= ? ORDER BY id LIMIT 1`, mid).Scan(&created); err != nil {
+			return 0, err
+		}
+		if created >= t {
+			h = mid
+		} else {
+			l = mid + 1
+		}
+	}
+	return l, nil
 }

@@ -16,8 +16,9 @@ type fanoutKey struct {
 }
 
 type target struct {
-	id     int64
-	status string
+	id      int64
+	status  string
+	version int64
 }
 
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
@@ -28,11 +29,11 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 		fanoutStmt := tx.StmtContext(ctx, st.fanout)
 		idemStmt := tx.StmtContext(ctx, st.idempotent)
 		forgetStmt := tx.StmtContext(ctx, st.forgetKey)
-		eventStmt := tx.StmtContext(ctx, st.insertEvent)
-		deliveryStmt := tx.StmtContext(ctx, st.insertDelivery)
 
 		accounts := map[int64]bool{}
 		targets := map[fanoutKey][]target{}
+		var eventArgs, deliveryArgs []any
+		index := map[string]int{} // event id → its result
 		for i, e := range p.Events {
 			results[i] = store.Published{EventID: e.ID, Type: e.Type}
 			exists, seen := accounts[e.AccountID]
@@ -52,6 +53,10 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 			var key any
 			if e.IdempotencyKey != "" {
 				key = e.IdempotencyKey
+				if dup, ok := duplicateIn(p.Events[:i], results[:i], e); ok {
+					results[i] = dup
+					continue
+				}
 				var id, typ string
 				var n int
 				var created int64
@@ -80,21 +85,45 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				targets[fk] = ts
 			}
 			now := ms(e.CreatedAt)
-			if _, err := eventStmt.ExecContext(ctx, e.ID, e.AccountID, e.Type, e.Body, key, len(ts), now); err != nil {
-				return fmt.Errorf("insert event: %w", err)
-			}
+			eventArgs = append(eventArgs, e.ID, e.AccountID, e.Type, e.Body, key, len(ts), len(ts), now)
 			for _, t := range ts {
-				var err error
-				if t.status == store.WebhookActive {
-					_, err = deliveryStmt.ExecContext(ctx, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, now, nil)
-				} else {
-					_, err = deliveryStmt.ExecContext(ctx, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, now, now)
-				}
-				if err != nil {
-					return fmt.Errorf("insert delivery: %w", err)
+				switch {
+				case t.status != store.WebhookActive:
+					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, nil, now, now)
+				case p.Owner != "":
+					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, ms(p.LeaseUntil), p.Owner, now, nil)
+				default:
+					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, nil, now, nil)
 				}
 			}
 			results[i].Deliveries = len(ts)
+			index[e.ID] = i
+		}
+		if err := st.insertEvents.run(ctx, tx, eventArgs, nil); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		err := st.insertDeliveries.run(ctx, tx, deliveryArgs, func(rs *sql.Rows) error {
+			var j store.Job
+			var status string
+			if err := rs.Scan(&j.DeliveryID, &j.EventID, &j.WebhookID, &status); err != nil {
+				return err
+			}
+			if p.Owner == "" || status != store.StatusPending {
+				return nil
+			}
+			r := &results[index[j.EventID]]
+			e := p.Events[index[j.EventID]]
+			j.AccountID, j.Event, j.CreatedAt = e.AccountID, e.Type, fromMs(ms(e.CreatedAt))
+			for _, t := range targets[fanoutKey{e.AccountID, e.Type}] {
+				if t.id == j.WebhookID {
+					j.WebhookVersion = t.version
+				}
+			}
+			r.Jobs = append(r.Jobs, j)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
 		}
 		return nil
 	})
@@ -102,6 +131,17 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 		return nil, err
 	}
 	return results, nil
+}
+
+// duplicateIn finds an earlier event of the same batch with e's account and idempotency key.
+func duplicateIn(earlier []store.NewEvent, results []store.Published, e store.NewEvent) (store.Published, bool) {
+	for i, x := range earlier {
+		if x.AccountID == e.AccountID && x.IdempotencyKey == e.IdempotencyKey && results[i].Err == nil {
+			r := results[i]
+			return store.Published{EventID: r.EventID, Type: r.Type, Deliveries: r.Deliveries, Duplicate: true}, true
+		}
+	}
+	return store.Published{}, false
 }
 
 func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) ([]target, error) {
@@ -113,7 +153,7 @@ func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) ([]target, error) 
 	var ts []target
 	for rows.Next() {
 		var t target
-		if err := rows.Scan(&t.id, &t.status); err != nil {
+		if err := rows.Scan(&t.id, &t.status, &t.version); err != nil {
 			return nil, fmt.Errorf("find webhooks: %w", err)
 		}
 		ts = append(ts, t)

@@ -118,7 +118,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	if err := s.stmts.prepare(ctx, wdb, rdb); err != nil {
+	if err := s.stmts.prepare(ctx, wdb); err != nil {
 		s.wdb.Close()
 		s.rdb.Close()
 		return nil, err

@@ -5,28 +5,83 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // statements are the queries on the hot paths (publish, claim, complete), prepared once.
 type statements struct {
 	all []*sql.Stmt
 
-	accountExists   *sql.Stmt
-	fanout          *sql.Stmt
-	idempotent      *sql.Stmt
-	forgetKey       *sql.Stmt
-	insertEvent     *sql.Stmt
-	insertDelivery  *sql.Stmt
-	claim           *sql.Stmt
-	webhookVersion  *sql.Stmt
-	complete        *sql.Stmt
-	insertAttempt   *sql.Stmt
-	countDeliveries *sql.Stmt
+	accountExists  *sql.Stmt
+	fanout         *sql.Stmt
+	idempotent     *sql.Stmt
+	forgetKey      *sql.Stmt
+	claim          *sql.Stmt
+	webhookVersion *sql.Stmt
+
+	insertEvents     multiRow
+	insertDeliveries multiRow
+	complete         multiRow
+	insertAttempts   multiRow
 }
 
-func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
-	prep := func(db *sql.DB, dst **sql.Stmt, query string) error {
-		s, err := db.PrepareContext(ctx, query)
+// chunks are the row counts multi-row statements are prepared for: a batch of n rows runs as
+// chunks of 64, then 8, then single rows, so a call costs a few statements, not one per row
+// (each statement crosses from Go into SQLite and back, which costs more than a row).
+var chunks = []int{64, 8, 1}
+
+// multiRow is one statement prepared for each size in chunks.
+type multiRow struct {
+	cols  int
+	stmts []*sql.Stmt // by index in chunks
+}
+
+// run executes the statement for rows (len(args) = rows × cols) in chunks; each chunk's result
+// rows, if it returns any, go to scan.
+func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any, scan func(*sql.Rows) error) error {
+	for len(args) > 0 {
+		rows := len(args) / m.cols
+		for i, n := range chunks {
+			if n > rows {
+				continue
+			}
+			stmt := tx.StmtContext(ctx, m.stmts[i])
+			part := args[:n*m.cols]
+			args = args[n*m.cols:]
+			if scan == nil {
+				if _, err := stmt.ExecContext(ctx, part...); err != nil {
+					return err
+				}
+				break
+			}
+			rs, err := stmt.QueryContext(ctx, part...)
+			if err != nil {
+				return err
+			}
+			for rs.Next() {
+				if err := scan(rs); err != nil {
+					rs.Close()
+					return err
+				}
+			}
+			if err := errors.Join(rs.Err(), rs.Close()); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// values is "(?, ?, …), (?, ?, …), …" for rows rows of cols columns.
+func values(rows, cols int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
+}
+
+func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
+	prep := func(dst **sql.Stmt, query string) error {
+		s, err := wdb.PrepareContext(ctx, query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", query, err)
 		}
@@ -34,30 +89,47 @@ func (st *statements) prepare(ctx context.Context, wdb, rdb *sql.DB) error {
 		st.all = append(st.all, s)
 		return nil
 	}
+	multi := func(m *multiRow, cols int, query func(values string) string) error {
+		m.cols = cols
+		m.stmts = make([]*sql.Stmt, len(chunks))
+		for i, n := range chunks {
+			if err := prep(&m.stmts[i], query(values(n, cols))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return errors.Join(
-		prep(wdb, &st.accountExists, `SELECT 1 FROM accounts WHERE id = ?`),
-		prep(wdb, &st.fanout, `SELECT id, status FROM webhooks WHERE account_id = ? AND event = ? ORDER BY id`),
-		prep(wdb, &st.idempotent, `SELECT id, type, deliveries, created_at FROM events WHERE account_id = ? AND idempotency_key = ?`),
-		prep(wdb, &st.forgetKey, `UPDATE events SET idempotency_key = NULL WHERE id = ?`),
-		prep(wdb, &st.insertEvent, `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		prep(wdb, &st.insertDelivery, `INSERT INTO deliveries (account_id, webhook_id, event_id, event, status, last_error,
-			next_attempt_at, created_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		prep(wdb, &st.claim, `UPDATE deliveries SET next_attempt_at = ?, lease_owner = ?
+		prep(&st.accountExists, `SELECT 1 FROM accounts WHERE id = ?`),
+		prep(&st.fanout, `SELECT id, status, version FROM webhooks WHERE account_id = ? AND event = ? ORDER BY id`),
+		prep(&st.idempotent, `SELECT id, type, deliveries, created_at FROM events WHERE account_id = ? AND idempotency_key = ?`),
+		prep(&st.forgetKey, `UPDATE events SET idempotency_key = NULL WHERE id = ?`),
+		prep(&st.claim, `UPDATE deliveries SET next_attempt_at = ?, lease_owner = ?
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT ?)
 			RETURNING id, account_id, webhook_id, event_id, event, attempts, created_at`),
-		prep(wdb, &st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
-		// ?2 is 1 when an attempt was made: its status code and error replace the last ones;
-		// otherwise the last ones stay unless the outcome brings its own error.
-		prep(wdb, &st.complete, `UPDATE deliveries SET status = ?1, attempts = attempts + ?2,
-			last_status_code = CASE WHEN ?2 = 1 THEN ?3 ELSE last_status_code END,
-			last_error = CASE WHEN ?2 = 1 OR ?4 IS NOT NULL THEN ?4 ELSE last_error END,
-			next_attempt_at = ?5, completed_at = ?6, lease_owner = NULL
-			WHERE id = ?7 AND lease_owner = ?8`),
-		prep(wdb, &st.insertAttempt, `INSERT INTO attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		prep(rdb, &st.countDeliveries, `SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?`),
+		prep(&st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
+		multi(&st.insertEvents, 8, func(v string) string {
+			return `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, live, created_at) VALUES ` + v
+		}),
+		multi(&st.insertDeliveries, 10, func(v string) string {
+			return `INSERT INTO deliveries (account_id, webhook_id, event_id, event, status, last_error,
+				next_attempt_at, lease_owner, created_at, completed_at) VALUES ` + v + ` RETURNING id, event_id, webhook_id, status`
+		}),
+		// An outcome with an attempt (attempted = 1) replaces the last status code and error;
+		// one without keeps them unless it brings its own error. Applied only under its lease.
+		multi(&st.complete, 8, func(v string) string {
+			return `UPDATE deliveries SET status = o.status, attempts = attempts + o.attempted,
+				last_status_code = CASE WHEN o.attempted = 1 THEN o.code ELSE last_status_code END,
+				last_error = CASE WHEN o.attempted = 1 OR o.err IS NOT NULL THEN o.err ELSE last_error END,
+				next_attempt_at = o.next, completed_at = o.completed, lease_owner = NULL
+				FROM (SELECT column1 AS id, column2 AS owner, column3 AS status, column4 AS attempted, column5 AS code,
+					column6 AS err, column7 AS next, column8 AS completed FROM (VALUES ` + v + `)) AS o
+				WHERE deliveries.id = o.id AND deliveries.lease_owner = o.owner`
+		}),
+		multi(&st.insertAttempts, 7, func(v string) string {
+			return `INSERT INTO attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) VALUES ` + v
+		}),
 	)
 }
 

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Open) {
 		{"PublishFanout", testPublishFanout},
 		{"PublishIdempotency", testPublishIdempotency},
 		{"PublishUnknownAccount", testPublishUnknownAccount},
+		{"PublishLeased", testPublishLeased},
 		{"ClaimLease", testClaimLease},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"Complete", testComplete},
@@ -1220,4 +1221,59 @@ func must2first[T any](v T, _ int, err error) T {
 		panic(failure{err})
 	}
 	return v
+}
+
+func testPublishLeased(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "leased@acme.test")
+	w1 := createWebhook(t, s, a.ID, "message-send")
+	w2 := createWebhook(t, s, a.ID, "message-send")
+	off := webhookFor(a.ID, "message-send")
+	off.Status = store.WebhookDisabled
+	must(s.CreateWebhook(ctx, off))
+	e1, e2 := newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0)
+	e2.IdempotencyKey = "k"
+	again := newEvent(a.ID, "message-send", t0)
+	again.IdempotencyKey = "k"
+	res, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{e1, e2, again}, IdempotencySince: t0.Add(-time.Hour),
+		Owner: "me", LeaseUntil: t0.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res[:2] {
+		if r.Deliveries != 3 || len(r.Jobs) != 2 {
+			t.Fatalf("event %d: %d deliveries, jobs %+v; want 3 deliveries, 2 jobs (the disabled webhook's is cancelled)", i, r.Deliveries, r.Jobs)
+		}
+		hooks := []int64{r.Jobs[0].WebhookID, r.Jobs[1].WebhookID}
+		slices.Sort(hooks)
+		if !slices.Equal(hooks, []int64{w1.ID, w2.ID}) {
+			t.Fatalf("event %d: jobs for webhooks %v", i, hooks)
+		}
+		for _, j := range r.Jobs {
+			if j.DeliveryID == 0 || j.EventID != r.EventID || j.AccountID != a.ID || j.Event != "message-send" ||
+				j.Attempts != 0 || !j.CreatedAt.Equal(t0) || j.WebhookVersion != 1 {
+				t.Fatalf("event %d: job %+v", i, j)
+			}
+		}
+	}
+	if !res[2].Duplicate || len(res[2].Jobs) != 0 || res[2].EventID != e2.ID {
+		t.Fatalf("duplicate in a leased publish = %+v", res[2])
+	}
+	// Leased: nobody claims them while the lease runs…
+	if jobs := claim(t, s, "other", t0.Add(30*time.Second), 10); len(jobs) != 0 {
+		t.Fatalf("claimed %d leased deliveries", len(jobs))
+	}
+	// …the owner's outcome applies…
+	j := res[0].Jobs[0]
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: j.DeliveryID, Owner: "me", Status: store.StatusSucceeded, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := must2attempts(t, s, a.ID, j.DeliveryID); d.Status != store.StatusSucceeded {
+		t.Fatalf("owner's outcome on a leased delivery: %+v", d)
+	}
+	// …and the others come back when the lease ends.
+	if jobs := claim(t, s, "other", t0.Add(61*time.Second), 10); len(jobs) != 3 {
+		t.Fatalf("after the lease claimed %d, want the 3 not finished", len(jobs))
+	}
 }
