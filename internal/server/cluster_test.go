@@ -3,7 +3,6 @@ package server_test
 import (
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 	"syscall"
 	"testing"
@@ -128,21 +127,7 @@ func TestClusterThroughputWindow(t *testing.T) {
 	const limit, events = 4, 7
 	nodes[0].createWebhook(t, key, hookBody("message-send", rc.srv.URL, "s", map[string]any{"maxThroughputPerMinute": limit}))
 	publishSpread(t, nodes, a, events)
-	got := rc.waitFor(t, events, 150*time.Second)
-	var at []time.Time
-	for _, g := range got {
-		at = append(at, g.At)
-	}
-	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
-	for i := range at {
-		j := i
-		for j < len(at) && at[j].Sub(at[i]) < time.Minute {
-			j++
-		}
-		if j-i > limit {
-			t.Fatalf("%d requests within 60s across three nodes (limit %d): %v", j-i, limit, at)
-		}
-	}
+	at := checkWindow(t, rc.waitFor(t, events, 150*time.Second), limit)
 	if first := at[limit].Sub(at[0]); first < time.Minute {
 		t.Fatalf("request %d came %v after the first", limit+1, first)
 	}
@@ -157,18 +142,8 @@ func TestClusterNodeKilled(t *testing.T) {
 	t.Parallel()
 	url := pgSchemaURL(t)
 	rc := newReceiver(t, "s")
-	// After 150 requests the receiver holds every request until the kill, so the victim dies
-	// with attempts in flight and deliveries claimed.
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	open := func() { gateOnce.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	rc.script(func(n int, _ *http.Request) (int, http.Header, string) {
-		if n > 150 {
-			<-gate
-		}
-		return 200, nil, ""
-	})
+	// The victim dies with attempts in flight and deliveries claimed.
+	open := rc.holdAfter(t, 150)
 	var procs []*process
 	for range 3 {
 		procs = append(procs, startProcess(t, t.TempDir(), freeAddr(t), "--database-url", url, "--delivery-timeout", "2s"))

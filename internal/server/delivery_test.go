@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -291,20 +290,7 @@ func testDeliveryThroughputWindow(t *testing.T, start starter) {
 	// The unlimited webhook is not held back by the limited one.
 	fast.waitFor(t, events, 10*time.Second)
 	got := rc.waitFor(t, events+1, 150*time.Second)
-	var at []time.Time
-	for _, g := range got {
-		at = append(at, g.At)
-	}
-	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
-	for i := range at {
-		j := i
-		for j < len(at) && at[j].Sub(at[i]) < time.Minute {
-			j++
-		}
-		if j-i > limit {
-			t.Fatalf("%d requests within 60s from %v (limit %d): %v", j-i, at[i], limit, at)
-		}
-	}
+	checkWindow(t, got, limit)
 	ids := map[string]bool{}
 	for _, id := range eventIDs(got) {
 		ids[id] = true
@@ -375,15 +361,8 @@ func TestDeliverySlowWebhookDoesNotBlockFast(t *testing.T) {
 func testDeliverySlowWebhookDoesNotBlockFast(t *testing.T, start starter) {
 	ts := start(t, func(c *config.Config) { c.DeliveryTimeout = 30 * time.Second })
 	a, key := ts.createAccount(t, "slow@acme.test")
-	gate := make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release)
 	slow, fast := newReceiver(t, "s"), newReceiver(t, "s")
-	slow.script(func(int, *http.Request) (int, http.Header, string) {
-		<-gate
-		return 200, nil, ""
-	})
+	release := slow.holdAfter(t, 0)
 	hSlow := ts.createWebhook(t, key, hookBody("message-send", slow.srv.URL, "s", map[string]any{"maxThroughputPerMinute": 1000000}))
 	ts.createWebhook(t, key, hookBody("message-send", fast.srv.URL, "s", map[string]any{"maxThroughputPerMinute": 1000000}))
 	const events = 300
@@ -562,3 +541,24 @@ func testMetricsExposed(t *testing.T, start starter) {
 }
 
 var _ = webhook.Sign
+
+// checkWindow fails the test if any 60-second window of the receiver's clock saw more than
+// limit of the requests; it returns their arrival times in order.
+func checkWindow(t *testing.T, got []received, limit int) []time.Time {
+	t.Helper()
+	var at []time.Time
+	for _, g := range got {
+		at = append(at, g.At)
+	}
+	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
+	for i := range at {
+		j := i
+		for j < len(at) && at[j].Sub(at[i]) < time.Minute {
+			j++
+		}
+		if j-i > limit {
+			t.Fatalf("%d requests within 60s from %v (limit %d): %v", j-i, at[i], limit, at)
+		}
+	}
+	return at
+}

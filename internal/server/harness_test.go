@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,40 +185,28 @@ func (ts *testServer) call(t *testing.T, method, path, key string, body any) (in
 
 func (ts *testServer) callRaw(t *testing.T, method, path, key, contentType string, body any) (int, []byte, http.Header) {
 	t.Helper()
-	var rd io.Reader
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		raw = b
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rd = bytes.NewReader(j)
+		raw = j
 	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil && contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	header := http.Header{}
+	if body != nil && contentType != "" {
+		header.Set("Content-Type", contentType)
 	}
 	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+		header.Set("Authorization", "Bearer "+key)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, raw, resp.Header
+	return ts.request(t, method, path, header, raw)
 }
 
 // createAccount makes an account through the API and returns its id and key.

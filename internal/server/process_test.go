@@ -196,18 +196,8 @@ func TestCrashLosesNothing(t *testing.T) {
 	t.Parallel()
 	dataDir, addr := t.TempDir(), freeAddr(t)
 	rc := newReceiver(t, "s")
-	// After the first 150 requests the receiver holds every request until the kill, so the kill
-	// comes with attempts in flight and a backlog queued, whatever the machine's speed.
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	open := func() { gateOnce.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	rc.script(func(n int, _ *http.Request) (int, http.Header, string) {
-		if n > 150 {
-			<-gate
-		}
-		return 200, nil, ""
-	})
+	// The kill comes with attempts in flight and a backlog queued.
+	open := rc.holdAfter(t, 150)
 	p := startProcess(t, dataDir, addr)
 	account := setupProcess(t, p, rc)
 
@@ -257,18 +247,8 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	dataDir, addr := t.TempDir(), freeAddr(t)
 	rc := newReceiver(t, "s")
-	// After 20 requests the receiver holds them until the SIGTERM is sent: the stop comes with
-	// attempts in flight and deliveries waiting, whatever the machine's speed.
-	gate := make(chan struct{})
-	var gateOnce sync.Once
-	open := func() { gateOnce.Do(func() { close(gate) }) }
-	t.Cleanup(open)
-	rc.script(func(n int, _ *http.Request) (int, http.Header, string) {
-		if n > 20 {
-			<-gate
-		}
-		return 200, nil, ""
-	})
+	// The stop comes with attempts in flight and deliveries waiting.
+	open := rc.holdAfter(t, 20)
 	p := startProcess(t, dataDir, addr)
 	account := setupProcess(t, p, rc)
 	// More than the 64 requests that run at once per webhook, so some wait in memory.

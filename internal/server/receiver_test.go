@@ -71,6 +71,23 @@ func (rc *receiver) script(f func(n int, r *http.Request) (int, http.Header, str
 	rc.mu.Unlock()
 }
 
+// holdAfter makes the receiver answer 200 to its first n requests and hold every later one
+// unanswered until the returned function is called (it is also called when the test ends), so
+// a test can stop or kill a server with attempts in flight whatever the machine's speed.
+func (rc *receiver) holdAfter(t *testing.T, n int) (release func()) {
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	rc.script(func(i int, _ *http.Request) (int, http.Header, string) {
+		if i > n {
+			<-gate
+		}
+		return 200, nil, ""
+	})
+	return release
+}
+
 // always answers every request with status.
 func always(status int) func(int, *http.Request) (int, http.Header, string) {
 	return func(int, *http.Request) (int, http.Header, string) { return status, nil, http.StatusText(status) }
