@@ -512,3 +512,39 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// benchBodies are realistic publish bodies: the data of a delivery-status event with tags and
+// a few fields the schema does not name, and of a message-reply event with media.
+var benchBodies = []struct {
+	name string
+	typ  string
+	data string
+}{
+	{"delivery-status", event.DeliveryStatus, `{"destinationNumber":"+15555550123","messageId":1734562,"status":"delivered",` +
+		`"externalId":"appt-2026-0210-0915","tags":{"campaign":"appointment-reminders","clinic":"north"},` +
+		`"senderName":"Acme Dental","timestamp":"2026-02-10T03:37:28.425Z","segments":2,` +
+		`"price":{"amount":"0.0079","currency":"USD"},"errorCode":null}`},
+	{"message-reply", event.MessageReply, `{"fromNumber":"+15555550123","toNumber":"+15555550100",` +
+		`"message":"Yes, please confirm my appointment. See the photo of my insurance card.","replyId":48213,` +
+		`"messageId":1734562,"externalId":"appt-2026-0210-0915",` +
+		`"mediaUrls":["https://example.com/media/receipt.jpg","https://example.com/media/card-front.jpg"],` +
+		`"tags":{"campaign":"appointment-reminders"},"timestamp":"2026-02-10T03:37:28.425Z"}`},
+}
+
+func BenchmarkNormalize(b *testing.B) {
+	for _, bb := range benchBodies {
+		data := []byte(bb.data)
+		if _, err := event.Normalize(bb.typ, data); err != nil {
+			b.Fatalf("%s: %v", bb.name, err)
+		}
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := event.Normalize(bb.typ, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
