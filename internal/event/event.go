@@ -8,13 +8,9 @@
 package event
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // The event types. A webhook subscribes to exactly one of them.
@@ -112,6 +108,9 @@ var schemas = map[string][]field{
 //
 // The error, if any, is a *FieldError describing the first problem found. Fields are
 // checked in a fixed order, so the same body always yields the same error.
+//
+// Normalize reads data once (see scan.go), as strictly as encoding/json would, writing the
+// compacted bytes as it goes; the schema checks then read the members' compacted values.
 func Normalize(t string, data []byte) ([]byte, error) {
 	fields, ok := schemas[t]
 	if !ok {
@@ -120,151 +119,132 @@ func Normalize(t string, data []byte) ([]byte, error) {
 	if len(data) > MaxDataSize {
 		return nil, &FieldError{"data", fmt.Sprintf("data must be at most %d bytes", MaxDataSize)}
 	}
-	if !json.Valid(data) || bytes.TrimLeft(data, " \t\r\n")[0] != '{' {
+
+	// The compacted data goes after room for `{"type":"<t>",` less one byte, its '{' being
+	// where that ',' goes, so that the member can be put in front without a copy.
+	pre := len(`{"type":"",`) + len(t) - 1
+	var top [16]member
+	c := compactor{data: data, out: make([]byte, pre, pre+len(data))}
+	members, ok := c.object(top[:0])
+	if !ok {
 		return nil, &FieldError{"data", "data must be a JSON object"}
 	}
 	// encoding/json accepts invalid UTF-8 inside strings; a receiver's parser may not.
-	if !utf8.Valid(data) {
+	if c.badUTF8 {
 		return nil, &FieldError{"data", "data must be valid UTF-8"}
 	}
-	members, err := objectMembers(data, "data")
-	if err != nil {
-		return nil, err
+	out := c.out
+	for i := range members {
+		if members[i].escaped {
+			members[i].key = unquote(members[i].key)
+		}
 	}
-	byName := make(map[string]json.RawMessage, len(members))
-	for _, m := range members {
-		byName[m.key] = m.value
+	if i := firstDuplicate(members); i >= 0 {
+		return nil, duplicateError("data", members[i].key)
 	}
 
-	typ, hasType := byName["type"]
+	typ, hasType := lookup(members, "type")
 	if hasType {
-		var s string
-		if !isString(typ) || json.Unmarshal(typ, &s) != nil || s != t {
+		if v := out[typ.start:typ.end]; v[0] != '"' || string(decoded(v)) != t {
 			return nil, &FieldError{"data.type", fmt.Sprintf("data.type must equal the event name %q", t)}
 		}
 	}
 	for _, f := range fields {
-		v, ok := byName[f.name]
+		m, ok := lookup(members, f.name)
 		if !ok {
 			if f.required {
 				return nil, &FieldError{"data." + f.name, "data." + f.name + " is required"}
 			}
 			continue
 		}
-		if err := f.check(v); err != nil {
+		if err := f.check(out[m.start:m.end]); err != nil {
 			return nil, err
 		}
 	}
 
-	var buf bytes.Buffer
-	buf.Grow(len(data) + len(`"type":"",`) + len(t))
-	if err := json.Compact(&buf, data); err != nil {
-		return nil, &FieldError{"data", "data must be a JSON object"} // unreachable: data is valid
-	}
 	if hasType {
-		return buf.Bytes(), nil
+		return out[pre:], nil
 	}
-	compact := buf.Bytes()
-	out := make([]byte, 0, len(compact)+len(`"type":"",`)+len(t))
-	out = append(out, `{"type":"`...)
-	out = append(out, t...) // the types need no escaping
-	out = append(out, '"')
-	if len(compact) > 2 { // not "{}"
-		out = append(out, ',')
+	n := copy(out, `{"type":"`)
+	n += copy(out[n:], t) // the types need no escaping
+	out[n] = '"'
+	if len(out) == pre+len("{}") {
+		out[pre] = '}'
+		return out[:pre+1], nil
 	}
-	out = append(out, compact[1:]...)
+	out[pre] = ','
 	return out, nil
 }
 
-// check reports the first way v is not what f allows.
-func (f field) check(v json.RawMessage) error {
-	path := "data." + f.name
+// duplicateError rejects the object at path for having key twice: receivers disagree on
+// which of two equal keys wins, so neither may be delivered.
+func duplicateError(path string, key []byte) error {
+	k := string(key)
+	return &FieldError{memberPath(path, k), fmt.Sprintf("%s has duplicate field %q", path, k)}
+}
+
+// check reports the first way v, a compacted JSON value, is not what f allows.
+func (f field) check(v []byte) error {
 	switch f.kind {
 	case kindString:
-		var s string
-		if !isString(v) || json.Unmarshal(v, &s) != nil {
-			return &FieldError{path, path + " must be a string"}
+		if v[0] != '"' {
+			return f.error(" must be a string")
 		}
-		if f.required && s == "" {
-			return &FieldError{path, path + " must be a non-empty string"}
+		if f.required && len(v) == len(`""`) {
+			return f.error(" must be a non-empty string")
 		}
 	case kindInteger:
 		if !isInteger(v) {
-			return &FieldError{path, path + " must be an integer"}
+			return f.error(" must be an integer")
 		}
 	case kindStatus:
-		var s string
-		if !isString(v) || json.Unmarshal(v, &s) != nil || !contains(statuses, s) {
-			return &FieldError{path, path + " must be one of " + strings.Join(statuses, ", ")}
+		if v[0] != '"' || !contains(statuses, string(decoded(v))) {
+			return f.error(" must be one of " + strings.Join(statuses, ", "))
 		}
 	case kindTags:
-		if !isObject(v) {
-			return &FieldError{path, path + " must be an object of string values"}
+		if v[0] != '{' {
+			return f.error(" must be an object of string values")
 		}
-		tags, err := objectMembers(v, path)
-		if err != nil {
-			return err
+		var buf [16]member
+		tags := objectMembers(v, buf[:0])
+		if i := firstDuplicate(tags); i >= 0 {
+			return duplicateError(f.path(), tags[i].key)
 		}
 		for _, tag := range tags {
-			if !isString(tag.value) {
-				p := memberPath(path, tag.key)
+			if v[tag.start] != '"' {
+				p := memberPath(f.path(), string(tag.key))
 				return &FieldError{p, p + " must be a string"}
 			}
 		}
 	case kindStringArray:
-		var elems []json.RawMessage
-		if !isArray(v) || json.Unmarshal(v, &elems) != nil {
-			return &FieldError{path, path + " must be an array of strings"}
+		if v[0] != '[' {
+			return f.error(" must be an array of strings")
 		}
-		for i, e := range elems {
-			if !isString(e) {
-				p := fmt.Sprintf("%s[%d]", path, i)
+		if v[1] == ']' {
+			break
+		}
+		for i, n := 1, 0; ; n++ {
+			if v[i] != '"' {
+				p := fmt.Sprintf("%s[%d]", f.path(), n)
 				return &FieldError{p, p + " must be a string"}
 			}
+			i = stringEnd(v, i)
+			if v[i] == ']' {
+				break
+			}
+			i++ // past the comma
 		}
 	}
 	return nil
 }
 
-type member struct {
-	key   string
-	value json.RawMessage
-}
+// path names f in errors.
+func (f field) path() string { return "data." + f.name }
 
-// objectMembers returns the members of the JSON object obj in document order, rejecting
-// duplicate keys: receivers disagree on which of two equal keys wins, so neither may be
-// delivered. obj must be valid JSON; path names it in errors.
-func objectMembers(obj []byte, path string) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, &FieldError{path, path + " must be a JSON object"}
-	}
-	var members []member
-	seen := make(map[string]bool)
-	for dec.More() {
-		tok, err := dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok {
-			return nil, &FieldError{path, path + " must be a JSON object"}
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, &FieldError{path, path + " must be a JSON object"}
-		}
-		if seen[key] {
-			return nil, &FieldError{memberPath(path, key), fmt.Sprintf("%s has duplicate field %q", path, key)}
-		}
-		seen[key] = true
-		members = append(members, member{key, v})
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, &FieldError{path, path + " must be a JSON object"}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &FieldError{path, path + " must be a JSON object"}
-	}
-	return members, nil
+// error is the *FieldError saying that f's value is wrong: "data.<name>" + what.
+func (f field) error(what string) error {
+	p := f.path()
+	return &FieldError{p, p + what}
 }
 
 // memberPath names member key of the object at path: "data.tags.color" when key reads as a
@@ -279,34 +259,6 @@ func memberPath(path, key string) string {
 		}
 	}
 	return path + "." + key
-}
-
-// The predicates below look at the first byte of a valid JSON value, which decides its type.
-
-func firstByte(v []byte) byte {
-	v = bytes.TrimLeft(v, " \t\r\n")
-	if len(v) == 0 {
-		return 0
-	}
-	return v[0]
-}
-
-func isString(v []byte) bool { return firstByte(v) == '"' }
-func isObject(v []byte) bool { return firstByte(v) == '{' }
-func isArray(v []byte) bool  { return firstByte(v) == '[' }
-
-// isInteger reports whether v is a JSON number with no fraction or exponent that fits in an
-// int64. It reads the number's text, so no precision is lost on the way.
-func isInteger(v []byte) bool {
-	s := string(bytes.TrimSpace(v))
-	if s == "" || s[0] != '-' && (s[0] < '0' || s[0] > '9') {
-		return false
-	}
-	if strings.ContainsAny(s, ".eE") {
-		return false
-	}
-	_, err := strconv.ParseInt(s, 10, 64)
-	return err == nil
 }
 
 func contains(list []string, s string) bool {

@@ -242,58 +242,63 @@ func checkFieldError(t *testing.T, out []byte, err error, field, message string)
 	}
 }
 
+const ds = event.DeliveryStatus
+
+// validDS is a minimal valid delivery-status body.
+const validDS = `{"destinationNumber":"+15555550123","messageId":12,"status":"sent"}`
+
+// normalizeErrorTests are bodies Normalize must reject, with the error it must report.
+var normalizeErrorTests = []struct {
+	name    string
+	typ     string
+	data    string
+	field   string
+	message string
+}{
+	{"unknown event", "message-delete", validDS, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
+	{"empty event", "", validDS, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
+	{"unknown event wins over bad data", "nope", `[]`, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
+
+	{"nil data", ds, "", "data", "data must be a JSON object"},
+	{"array", ds, `[]`, "data", "data must be a JSON object"},
+	{"string", ds, `"x"`, "data", "data must be a JSON object"},
+	{"number", ds, `12`, "data", "data must be a JSON object"},
+	{"null", ds, `null`, "data", "data must be a JSON object"},
+	{"whitespace", ds, "  \n", "data", "data must be a JSON object"},
+	{"truncated", ds, `{"messageId":12`, "data", "data must be a JSON object"},
+	{"trailing comma", ds, `{"messageId":12,}`, "data", "data must be a JSON object"},
+	{"two objects", ds, `{} {}`, "data", "data must be a JSON object"},
+	{"trailing garbage", ds, validDS + `x`, "data", "data must be a JSON object"},
+	{"single quotes", ds, `{'messageId':12}`, "data", "data must be a JSON object"},
+	{"invalid utf-8", ds, `{"destinationNumber":"+1555` + "\xff" + `","messageId":12,"status":"sent"}`, "data", "data must be valid UTF-8"},
+
+	{"duplicate key", ds, `{"destinationNumber":"a","messageId":12,"status":"sent","messageId":13}`, "data.messageId", `data has duplicate field "messageId"`},
+	{"duplicate extra key", ds, `{"x":1,"destinationNumber":"a","messageId":12,"status":"sent","x":1}`, "data.x", `data has duplicate field "x"`},
+	{"duplicate via escape", ds, `{"x":1,"\u0078":2}`, "data.x", `data has duplicate field "x"`},
+	{"duplicate type", ds, `{"type":"delivery-status","type":"delivery-status"}`, "data.type", `data has duplicate field "type"`},
+	{"duplicate odd key", ds, `{"a b":1,"a b":2}`, `data["a b"]`, `data has duplicate field "a b"`},
+	{"nested duplicates are not ours", ds, `{"x":{"a":1,"a":2},"destinationNumber":"a","messageId":12}`, "data.status", "data.status is required"},
+
+	{"type mismatch", ds, `{"type":"message-send","destinationNumber":"a","messageId":12,"status":"sent"}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"type number", ds, `{"type":1}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"type null", ds, `{"type":null}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"type empty", ds, `{"type":""}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"type case", ds, `{"type":"Delivery-Status"}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"type mismatch reply", event.MessageReply, `{"type":"delivery-status"}`, "data.type", `data.type must equal the event name "message-reply"`},
+
+	{"empty object", ds, `{}`, "data.destinationNumber", "data.destinationNumber is required"},
+	{"empty object with type", ds, `{"type":"delivery-status"}`, "data.destinationNumber", "data.destinationNumber is required"},
+	// The first failing field in schema order is reported, whatever the key order.
+	{"first in schema order", ds, `{"status":"nope","messageId":"12"}`, "data.destinationNumber", "data.destinationNumber is required"},
+	{"second in schema order", ds, `{"status":"nope","messageId":"12","destinationNumber":"a"}`, "data.messageId", "data.messageId must be an integer"},
+	{"reply order", event.MessageReply, `{"message":"","toNumber":1,"fromNumber":"a"}`, "data.toNumber", "data.toNumber must be a string"},
+	{"duplicate before type", ds, `{"type":"x","a":1,"a":2}`, "data.a", `data has duplicate field "a"`},
+	{"type before fields", ds, `{"type":"x"}`, "data.type", `data.type must equal the event name "delivery-status"`},
+	{"big integer", event.MessageSend, `{"messageId": 12345678901234567890123, "destinationNumber": "a"}`, "data.messageId", "data.messageId must be an integer"},
+}
+
 func TestNormalizeErrors(t *testing.T) {
-	const ds = event.DeliveryStatus
-	valid := `{"destinationNumber":"+15555550123","messageId":12,"status":"sent"}`
-	tests := []struct {
-		name    string
-		typ     string
-		data    string
-		field   string
-		message string
-	}{
-		{"unknown event", "message-delete", valid, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
-		{"empty event", "", valid, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
-		{"unknown event wins over bad data", "nope", `[]`, "event", "event must be one of message-reply, delivery-status, message-send, number-opt-in"},
-
-		{"nil data", ds, "", "data", "data must be a JSON object"},
-		{"array", ds, `[]`, "data", "data must be a JSON object"},
-		{"string", ds, `"x"`, "data", "data must be a JSON object"},
-		{"number", ds, `12`, "data", "data must be a JSON object"},
-		{"null", ds, `null`, "data", "data must be a JSON object"},
-		{"whitespace", ds, "  \n", "data", "data must be a JSON object"},
-		{"truncated", ds, `{"messageId":12`, "data", "data must be a JSON object"},
-		{"trailing comma", ds, `{"messageId":12,}`, "data", "data must be a JSON object"},
-		{"two objects", ds, `{} {}`, "data", "data must be a JSON object"},
-		{"trailing garbage", ds, valid + `x`, "data", "data must be a JSON object"},
-		{"single quotes", ds, `{'messageId':12}`, "data", "data must be a JSON object"},
-		{"invalid utf-8", ds, `{"destinationNumber":"+1555` + "\xff" + `","messageId":12,"status":"sent"}`, "data", "data must be valid UTF-8"},
-
-		{"duplicate key", ds, `{"destinationNumber":"a","messageId":12,"status":"sent","messageId":13}`, "data.messageId", `data has duplicate field "messageId"`},
-		{"duplicate extra key", ds, `{"x":1,"destinationNumber":"a","messageId":12,"status":"sent","x":1}`, "data.x", `data has duplicate field "x"`},
-		{"duplicate via escape", ds, `{"x":1,"\u0078":2}`, "data.x", `data has duplicate field "x"`},
-		{"duplicate type", ds, `{"type":"delivery-status","type":"delivery-status"}`, "data.type", `data has duplicate field "type"`},
-		{"duplicate odd key", ds, `{"a b":1,"a b":2}`, `data["a b"]`, `data has duplicate field "a b"`},
-		{"nested duplicates are not ours", ds, `{"x":{"a":1,"a":2},"destinationNumber":"a","messageId":12}`, "data.status", "data.status is required"},
-
-		{"type mismatch", ds, `{"type":"message-send","destinationNumber":"a","messageId":12,"status":"sent"}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"type number", ds, `{"type":1}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"type null", ds, `{"type":null}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"type empty", ds, `{"type":""}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"type case", ds, `{"type":"Delivery-Status"}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"type mismatch reply", event.MessageReply, `{"type":"delivery-status"}`, "data.type", `data.type must equal the event name "message-reply"`},
-
-		{"empty object", ds, `{}`, "data.destinationNumber", "data.destinationNumber is required"},
-		{"empty object with type", ds, `{"type":"delivery-status"}`, "data.destinationNumber", "data.destinationNumber is required"},
-		// The first failing field in schema order is reported, whatever the key order.
-		{"first in schema order", ds, `{"status":"nope","messageId":"12"}`, "data.destinationNumber", "data.destinationNumber is required"},
-		{"second in schema order", ds, `{"status":"nope","messageId":"12","destinationNumber":"a"}`, "data.messageId", "data.messageId must be an integer"},
-		{"reply order", event.MessageReply, `{"message":"","toNumber":1,"fromNumber":"a"}`, "data.toNumber", "data.toNumber must be a string"},
-		{"duplicate before type", ds, `{"type":"x","a":1,"a":2}`, "data.a", `data has duplicate field "a"`},
-		{"type before fields", ds, `{"type":"x"}`, "data.type", `data.type must equal the event name "delivery-status"`},
-		{"big integer", event.MessageSend, `{"messageId": 12345678901234567890123, "destinationNumber": "a"}`, "data.messageId", "data.messageId must be an integer"},
-	}
-	for _, tc := range tests {
+	for _, tc := range normalizeErrorTests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := event.Normalize(tc.typ, []byte(tc.data))
 			checkFieldError(t, out, err, tc.field, tc.message)
@@ -301,55 +306,57 @@ func TestNormalizeErrors(t *testing.T) {
 	}
 }
 
+// normalizeOutputTests are bodies Normalize must accept, with the bytes it must return.
+var normalizeOutputTests = []struct {
+	name string
+	typ  string
+	data string
+	want string
+}{
+	{
+		"type inserted first",
+		event.DeliveryStatus,
+		`{"destinationNumber":"+15555550123","messageId":12,"status":"sent"}`,
+		`{"type":"delivery-status","destinationNumber":"+15555550123","messageId":12,"status":"sent"}`,
+	},
+	{
+		"compacted, order and spelling kept",
+		event.DeliveryStatus,
+		"\n {\r\n\t\"zeta\" : 1.50000000000000000001 ,\n \"status\": \"sent\",\"extra\": [1E400, -0.0, 1e-7, 0.10],\n" +
+			"  \"messageId\" : 12, \"nested\": {\"b\": 1, \"a\": {\"y\": null, \"x\": true}},\n" +
+			"  \"destinationNumber\": \"+1 555 0123\", \"text\": \"caf\\u00e9 \\u2028 <&> \\/ \\\"q\\\"\", \"alpha\": false }\n",
+		`{"type":"delivery-status","zeta":1.50000000000000000001,"status":"sent","extra":[1E400,-0.0,1e-7,0.10],` +
+			`"messageId":12,"nested":{"b":1,"a":{"y":null,"x":true}},` +
+			`"destinationNumber":"+1 555 0123","text":"caf\u00e9 \u2028 <&> \/ \"q\"","alpha":false}`,
+	},
+	{
+		"type present stays where it is",
+		event.MessageSend,
+		`{ "messageId": 7, "type": "message-send", "destinationNumber": "a" }`,
+		`{"messageId":7,"type":"message-send","destinationNumber":"a"}`,
+	},
+	{
+		"type spelled with escapes",
+		event.MessageSend,
+		`{"messageId":7,"type":"message\u002dsend","destinationNumber":"a"}`,
+		`{"messageId":7,"type":"message\u002dsend","destinationNumber":"a"}`,
+	},
+	{
+		"big numbers in extra fields",
+		event.NumberOptIn,
+		`{"number":"a","optInType":"web","id":12345678901234567890123,"f":1.50000000000000000001}`,
+		`{"type":"number-opt-in","number":"a","optInType":"web","id":12345678901234567890123,"f":1.50000000000000000001}`,
+	},
+	{
+		"literal utf-8 kept",
+		event.MessageReply,
+		`{"fromNumber":"a","toNumber":"b","message":"héllo 👋"}`,
+		`{"type":"message-reply","fromNumber":"a","toNumber":"b","message":"héllo 👋"}`,
+	},
+}
+
 func TestNormalizeOutput(t *testing.T) {
-	tests := []struct {
-		name string
-		typ  string
-		data string
-		want string
-	}{
-		{
-			"type inserted first",
-			event.DeliveryStatus,
-			`{"destinationNumber":"+15555550123","messageId":12,"status":"sent"}`,
-			`{"type":"delivery-status","destinationNumber":"+15555550123","messageId":12,"status":"sent"}`,
-		},
-		{
-			"compacted, order and spelling kept",
-			event.DeliveryStatus,
-			"\n {\r\n\t\"zeta\" : 1.50000000000000000001 ,\n \"status\": \"sent\",\"extra\": [1E400, -0.0, 1e-7, 0.10],\n" +
-				"  \"messageId\" : 12, \"nested\": {\"b\": 1, \"a\": {\"y\": null, \"x\": true}},\n" +
-				"  \"destinationNumber\": \"+1 555 0123\", \"text\": \"caf\\u00e9 \\u2028 <&> \\/ \\\"q\\\"\", \"alpha\": false }\n",
-			`{"type":"delivery-status","zeta":1.50000000000000000001,"status":"sent","extra":[1E400,-0.0,1e-7,0.10],` +
-				`"messageId":12,"nested":{"b":1,"a":{"y":null,"x":true}},` +
-				`"destinationNumber":"+1 555 0123","text":"caf\u00e9 \u2028 <&> \/ \"q\"","alpha":false}`,
-		},
-		{
-			"type present stays where it is",
-			event.MessageSend,
-			`{ "messageId": 7, "type": "message-send", "destinationNumber": "a" }`,
-			`{"messageId":7,"type":"message-send","destinationNumber":"a"}`,
-		},
-		{
-			"type spelled with escapes",
-			event.MessageSend,
-			`{"messageId":7,"type":"message\u002dsend","destinationNumber":"a"}`,
-			`{"messageId":7,"type":"message\u002dsend","destinationNumber":"a"}`,
-		},
-		{
-			"big numbers in extra fields",
-			event.NumberOptIn,
-			`{"number":"a","optInType":"web","id":12345678901234567890123,"f":1.50000000000000000001}`,
-			`{"type":"number-opt-in","number":"a","optInType":"web","id":12345678901234567890123,"f":1.50000000000000000001}`,
-		},
-		{
-			"literal utf-8 kept",
-			event.MessageReply,
-			`{"fromNumber":"a","toNumber":"b","message":"héllo 👋"}`,
-			`{"type":"message-reply","fromNumber":"a","toNumber":"b","message":"héllo 👋"}`,
-		},
-	}
-	for _, tc := range tests {
+	for _, tc := range normalizeOutputTests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := event.Normalize(tc.typ, []byte(tc.data))
 			if err != nil {
