@@ -60,8 +60,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if _, err := s.store.GetWebhook(r.Context(), c.accountID, id); err != nil {
-		s.storeError(w, r, err, webhookNotFound(r), "")
+	if _, ok := s.webhookOf(w, r, c, id); !ok {
 		return
 	}
 	alerts, total, err := s.store.ListAlerts(r.Context(), c.accountID, id, p)

@@ -96,8 +96,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, c caller
 			return
 		}
 	}
-	if _, err := s.store.GetWebhook(r.Context(), c.accountID, id); err != nil {
-		s.storeError(w, r, err, webhookNotFound(r), "")
+	if _, ok := s.webhookOf(w, r, c, id); !ok {
 		return
 	}
 	list, total, err := s.store.ListDeliveries(r.Context(), c.accountID, id, f, p)
@@ -168,9 +167,8 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
 		return
 	}
-	wh, err := s.store.GetWebhook(r.Context(), c.accountID, id)
-	if err != nil {
-		s.storeError(w, r, err, webhookNotFound(r), "")
+	wh, ok := s.webhookOf(w, r, c, id)
+	if !ok {
 		return
 	}
 	if s.engine == nil {

@@ -307,15 +307,24 @@ func webhookNotFound(r *http.Request) string {
 	return fmt.Sprintf("webhook %s not found", r.PathValue("id"))
 }
 
+// webhookOf reads the caller's webhook id; if there is none, it has answered 404.
+func (s *Server) webhookOf(w http.ResponseWriter, r *http.Request, c caller, id int64) (store.Webhook, bool) {
+	wh, err := s.store.GetWebhook(r.Context(), c.accountID, id)
+	if err != nil {
+		s.storeError(w, r, err, webhookNotFound(r), "")
+		return wh, false
+	}
+	return wh, true
+}
+
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request, c caller) {
 	id, ok := pathID(r, "id")
 	if !ok {
 		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
 		return
 	}
-	wh, err := s.store.GetWebhook(r.Context(), c.accountID, id)
-	if err != nil {
-		s.storeError(w, r, err, webhookNotFound(r), "")
+	wh, ok := s.webhookOf(w, r, c, id)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, envelope{Data: webhookView(wh)})
