@@ -293,14 +293,13 @@ func TestFlags(t *testing.T) {
 func TestDatabaseURLErrorIsReported(t *testing.T) {
 	o := tiny()
 	o.DatabaseURL = "postgres://bench@127.0.0.1:1/none?connect_timeout=1"
-	rep, err := Run(context.Background(), o, io.Discard)
+	_, err := Run(context.Background(), o, io.Discard)
 	if err == nil {
 		t.Fatal("run on an unreachable database succeeded")
 	}
 	if !strings.Contains(err.Error(), "PostgreSQL") {
 		t.Errorf("error %q does not say PostgreSQL", err)
 	}
-	_ = rep
 }
 
 func TestDuplicatesExplainedOnlyByRetries(t *testing.T) {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -281,5 +280,3 @@ func (x *extraStats) checkWindow(limit int) error {
 	}
 	return nil
 }
-
-var errStalled = errors.New("no delivery progress")

@@ -13,12 +13,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/config"
-	"github.com/hookrelay/hookrelay/webhook"
 )
-
-func statusData(destination string, messageID int) map[string]any {
-	return map[string]any{"destinationNumber": destination, "messageId": messageID, "status": "delivered"}
-}
 
 // publish publishes one event and returns its id and delivery count.
 func (ts *testServer) publish(t *testing.T, accountID int64, event string, data any, extra ...map[string]any) (string, int) {
@@ -84,14 +79,13 @@ func TestDeliveryFanoutSignatureAndHeaders(t *testing.T) {
 func testDeliveryFanoutSignatureAndHeaders(t *testing.T, start starter) {
 	ts := start(t)
 	a, keyA := ts.createAccount(t, "fanout-a@acme.test")
-	b, keyB := ts.createAccount(t, "fanout-b@acme.test")
+	_, keyB := ts.createAccount(t, "fanout-b@acme.test")
 	r1, r2 := newReceiver(t, "secret-one"), newReceiver(t, "secret-two")
 	other, elsewhere := newReceiver(t, "x"), newReceiver(t, "y")
 	h1 := ts.createWebhook(t, keyA, hookBody("delivery-status", r1.srv.URL+"/hook", "secret-one", nil))
 	h2 := ts.createWebhook(t, keyA, hookBody("delivery-status", r2.srv.URL, "secret-two", nil))
 	ts.createWebhook(t, keyA, hookBody("message-reply", other.srv.URL, "x", nil))
 	ts.createWebhook(t, keyB, hookBody("delivery-status", elsewhere.srv.URL, "y", nil))
-	_ = b
 
 	data := `{"messageId": 12345678901234567, "destinationNumber":"+15550100", "status":"delivered", "extra": 1.50, "tags":{"k":"v"}}`
 	status, m, _ := ts.call(t, "POST", "/v3/events", ts.AdminKey, `{"accountId":`+fmt.Sprint(a)+`,"event":"delivery-status","data":`+data+`}`)
@@ -539,8 +533,6 @@ func testMetricsExposed(t *testing.T, start starter) {
 		}
 	}
 }
-
-var _ = webhook.Sign
 
 // checkWindow fails the test if any 60-second window of the receiver's clock saw more than
 // limit of the requests; it returns their arrival times in order.

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -224,7 +223,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	delivered := rc.count()
 	open()
 
-	p2 := startProcess(t, dataDir, addr)
+	startProcess(t, dataDir, addr)
 	seen := waitAllDelivered(t, rc, accepted, 120*time.Second)
 	t.Logf("accepted %d events before SIGKILL; %d requests arrived before it, %d in all", len(accepted), delivered, rc.count())
 	dups := 0
@@ -235,7 +234,6 @@ func TestCrashLosesNothing(t *testing.T) {
 	if dups > 8192 {
 		t.Fatalf("%d repeated deliveries", dups)
 	}
-	_ = p2
 }
 
 // TestGracefulShutdown stops the server with SIGTERM while attempts are in flight: it exits 0,
@@ -282,5 +280,4 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 	}
 	t.Logf("%d events; %d delivered before SIGTERM, the rest after the restart", len(accepted), before)
-	_ = context.Background
 }

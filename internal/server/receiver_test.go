@@ -93,12 +93,6 @@ func always(status int) func(int, *http.Request) (int, http.Header, string) {
 	return func(int, *http.Request) (int, http.Header, string) { return status, nil, http.StatusText(status) }
 }
 
-func (rc *receiver) setSecret(s string) {
-	rc.mu.Lock()
-	rc.secret = s
-	rc.mu.Unlock()
-}
-
 func (rc *receiver) requests() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
