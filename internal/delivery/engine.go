@@ -206,7 +206,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var released int
 	for _, h := range e.hooks {
 		for _, j := range h.queue {
-			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+			e.giveBack(j.DeliveryID, now)
 			e.dropLocked(j)
 			released++
 		}
@@ -299,7 +299,7 @@ func (e *Engine) Adopt(ctx context.Context, jobs []store.Job, bodies map[string]
 		e.log.Warn("adopt published deliveries; giving them back", "count", len(jobs), "err", err)
 		now := time.Now()
 		for _, j := range jobs {
-			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+			e.giveBack(j.DeliveryID, now)
 		}
 	}
 }
@@ -358,7 +358,7 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 	if e.stopping {
 		// Adopted after the stop began: give them back, due now.
 		for _, j := range jobs {
-			e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+			e.giveBack(j.DeliveryID, now)
 		}
 		return nil
 	}
@@ -389,6 +389,7 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 			// copy in memory goes on, under the lease this claim just renewed.
 			continue
 		}
+		n, room := len(h.queue), e.roomLocked(h)
 		switch {
 		case h.deleted:
 			e.finishUnattempted(j, store.StatusCancelled, "webhook deleted", now)
@@ -396,27 +397,19 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 			e.finishUnattempted(j, store.StatusCancelled, "webhook disabled", now)
 		case b == nil:
 			e.finishUnattempted(j, store.StatusFailed, "event body missing", now)
-		case len(h.queue) >= e.roomLocked(h):
-			room := e.roomLocked(h)
-			if n := len(h.queue); n > 0 && room > 0 && h.queue[n-1].CreatedAt.After(j.CreatedAt) {
-				// The older delivery takes the place of the newest queued one, which goes back
-				// instead: whatever waits in the store, the oldest go first.
-				newest := h.queue[n-1]
-				e.deferLocked(h, newest.DeliveryID, n-room+1, now)
-				e.dropLocked(newest)
-				h.queue[n-1] = nil
-				h.queue = h.queue[:n-1]
-				b.refs++
-				e.held[j.DeliveryID] = struct{}{}
-				h.queue = append(h.queue, &job{Job: j, body: b, queuedAt: now})
-				continue
-			}
-			e.deferLocked(h, j.DeliveryID, len(h.queue)-room+1, now)
+		case n < room:
+			e.queueLocked(h, j, b, now)
+		case n > 0 && room > 0 && h.queue[n-1].CreatedAt.After(j.CreatedAt):
+			// The older delivery takes the place of the newest queued one, which goes back
+			// instead: whatever waits in the store, the oldest go first.
+			newest := h.queue[n-1]
+			e.deferLocked(h, newest.DeliveryID, n-room+1, now)
+			e.dropLocked(newest)
+			h.queue[n-1] = nil
+			h.queue = h.queue[:n-1]
+			e.queueLocked(h, j, b, now)
 		default:
-			b.refs++
-			e.held[j.DeliveryID] = struct{}{}
-			h.queue = append(h.queue, &job{Job: j, body: b, queuedAt: now})
-			e.considerLocked(h)
+			e.deferLocked(h, j.DeliveryID, n-room+1, now)
 		}
 	}
 	for _, b := range created {
@@ -432,11 +425,20 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 // finishUnattempted ends a claimed delivery without an attempt.
 func (e *Engine) finishUnattempted(j store.Job, status, reason string, now time.Time) {
 	e.outcomes <- store.Outcome{DeliveryID: j.DeliveryID, Owner: e.cfg.Owner, Status: status, Error: reason, At: now}
-	if status == store.StatusCancelled {
-		e.m.Outcomes.WithLabelValues("cancelled").Inc()
-	} else {
-		e.m.Outcomes.WithLabelValues(status).Inc()
-	}
+	e.m.Outcomes.WithLabelValues(status).Inc()
+}
+
+// giveBack returns a delivery this engine holds to the store, due at now, with no attempt made.
+func (e *Engine) giveBack(deliveryID int64, now time.Time) {
+	e.outcomes <- store.Outcome{DeliveryID: deliveryID, Owner: e.cfg.Owner, Status: store.StatusPending, NextAttemptAt: now, At: now}
+}
+
+// queueLocked holds j in memory, queued on its webhook.
+func (e *Engine) queueLocked(h *hook, j store.Job, b *body, now time.Time) {
+	b.refs++
+	e.held[j.DeliveryID] = struct{}{}
+	h.queue = append(h.queue, &job{Job: j, body: b, queuedAt: now})
+	e.considerLocked(h)
 }
 
 func (e *Engine) hookLocked(id int64) *hook {
