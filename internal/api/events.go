@@ -77,11 +77,11 @@ func (s *Server) publish(r *http.Request, events []store.NewEvent) ([]store.Publ
 		return nil, err
 	}
 	var jobs []store.Job
-	for _, p := range res {
-		if p.Err == nil && !p.Duplicate && s.cfg.Metrics != nil {
-			s.cfg.Metrics.EventsPublished.WithLabelValues(p.Type).Inc()
+	for _, pub := range res {
+		if pub.Err == nil && !pub.Duplicate && s.cfg.Metrics != nil {
+			s.cfg.Metrics.EventsPublished.WithLabelValues(pub.Type).Inc()
 		}
-		jobs = append(jobs, p.Jobs...)
+		jobs = append(jobs, pub.Jobs...)
 	}
 	if s.engine != nil {
 		if len(jobs) > 0 {
@@ -91,7 +91,10 @@ func (s *Server) publish(r *http.Request, events []store.NewEvent) ([]store.Publ
 			}
 			s.engine.Adopt(context.WithoutCancel(r.Context()), jobs, bodies)
 		}
-		s.engine.Notify()
+		if p.Owner == "" {
+			// Not leased to the engine: it claims them from the store.
+			s.engine.Notify()
+		}
 	}
 	return res, nil
 }

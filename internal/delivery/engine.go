@@ -301,6 +301,7 @@ func (e *Engine) Adopt(ctx context.Context, jobs []store.Job, bodies map[string]
 		for _, j := range jobs {
 			e.giveBack(j.DeliveryID, now)
 		}
+		e.Notify()
 	}
 }
 

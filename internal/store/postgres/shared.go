@@ -165,7 +165,8 @@ var _ store.Shared = (*Store)(nil)
 
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
 	res, err := s.publish(ctx, p)
-	if err == nil {
+	// Deliveries leased to the publishing node are that node's to send: nobody else need wake.
+	if err == nil && p.Owner == "" {
 		for _, r := range res {
 			if r.Err == nil && !r.Duplicate && r.Deliveries > 0 {
 				s.announce(ctx, dueMessage)
