@@ -110,6 +110,8 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 	switch o.Scenario {
 	case "throughput", "latency":
 		runErr = r.simpleScenario(ctx)
+	case "publish":
+		runErr = r.publishScenario(ctx)
 	case "backlog":
 		runErr = r.backlogScenario(ctx)
 	case "fairness":
@@ -135,9 +137,10 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 		}
 	}
 	r.targets()
-	r.rep.Notes = append(r.rep.Notes,
-		"receivers and publishers run in the bench's process: CPU and RSS figures include them",
-		"the baseline runs after the pipeline, on the same receivers, bodies and secrets")
+	r.rep.Notes = append(r.rep.Notes, "receivers and publishers run in the bench's process: CPU and RSS figures include them")
+	if r.rep.Baseline != nil {
+		r.rep.Notes = append(r.rep.Notes, "the baseline runs after the pipeline, on the same receivers, bodies and secrets")
+	}
 	if o.DatabaseURL != "" {
 		r.rep.Notes = append(r.rep.Notes, "CPU and RSS are this process's: the PostgreSQL server's are not included")
 	}
@@ -611,6 +614,47 @@ func (r *runner) fairnessScenario(ctx context.Context) error {
 	return nil
 }
 
+// publishScenario: receivers down while every event is published, so that publishing has the
+// cores to itself; then receivers return and every delivery is checked.
+func (r *runner) publishScenario(ctx context.Context) error {
+	n := r.o.Events
+	ru, err := r.newRun(ctx, "publish", r.o.Webhooks, r.o.Accounts, []int{n})
+	if err != nil {
+		return err
+	}
+	defer ru.stop()
+	want := int64(n) * int64(ru.lay.fanout)
+	ru.tg.setDown()
+	pb := r.publisher(ru)
+	r.prog.set(func() string {
+		return fmt.Sprintf("[publish: receivers down] published %s/%s events", count(pb.accepted.Load()), count(int64(n)))
+	})
+	cpu0, _ := usage()
+	err = r.publish(ctx, pb, 0, n, 0)
+	cpu1, _ := usage()
+	r.endProfile() // the profile is of the publishing alone
+	if err != nil {
+		return r.failed("publish", err)
+	}
+	r.prog.note("[publish] %s events accepted; receivers come back", count(pb.accepted.Load()))
+	r.prog.set(rateLine("[publish: delivering]", pb.accepted.Load, int64(n), ru.t.total.Load, want))
+	ru.tg.setUp()
+	err = r.wait(ctx, ru, 0, want)
+	r.prog.set(nil)
+	m := measured{storeBytes: r.storeSize(ctx, ru)} // no delivery CPU: what was measured is the publishing's
+	err = errors.Join(r.failed(ru.name, err), ru.stop())
+	rep := r.report(ru, pb, 0, n, 0, m)
+	rep.PublishCPUSeconds = (cpu1 - cpu0).Seconds()
+	rep.PublishCPUSecondsPer1000 = rep.PublishCPUSeconds * 1000 / float64(n)
+	if rep.PublishSeconds > 0 {
+		rep.PublishCPUCores = rep.PublishCPUSeconds / rep.PublishSeconds
+	}
+	r.rep.Runs = append(r.rep.Runs, rep)
+	r.addChecks(ru.name, ru.t, 0, n)
+	r.addTrackerChecks(ru.name, ru.t)
+	return err
+}
+
 // backlogScenario: normal phase, receivers down while events accumulate, then the drain.
 func (r *runner) backlogScenario(ctx context.Context) error {
 	o := r.o
@@ -873,6 +917,9 @@ func (r *runner) targets() {
 			if rep.RatioToBaseline > 0 {
 				add("pipeline ÷ baseline", "≥ 0.5", rep.RatioToBaseline, "×", rep.RatioToBaseline >= 0.5)
 			}
+		}
+	case "publish":
+		if main != nil {
 			add("events/s accepted (POST /v3/events/batch)", "≥ 50,000", main.PublishEventsPerSec, "/s", main.PublishEventsPerSec >= 50_000)
 		}
 	case "latency":

@@ -167,6 +167,7 @@ func TestScenariosRunSmall(t *testing.T) {
 	}
 	for _, o := range []Options{
 		{Scenario: "latency", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
+		{Scenario: "publish", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, Baseline: false},
 		{Scenario: "backlog", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
 		{Scenario: "fairness", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, DeliveryTimeout: time.Second, Baseline: false},
 		{Scenario: "scale", Events: 200, Webhooks: 20, Accounts: 2, Fanout: 5, Rate: 0, Baseline: false},
@@ -196,6 +197,12 @@ func TestScenariosRunSmall(t *testing.T) {
 				s := rep.Scale
 				if s == nil || len(rep.Runs) != 2 || s.SmallWebhooks != 10 || s.LargeWebhooks != 20 || s.LargeAccounts != 2 || s.Ratio <= 0 {
 					t.Errorf("scale = %+v", s)
+				}
+			case "publish":
+				r := rep.Runs[0]
+				if len(rep.Runs) != 1 || r.PublishEventsPerSec <= 0 || r.PublishCPUSeconds <= 0 || r.Deliveries != 400 || r.CPUSeconds != 0 ||
+					rep.Targets[0].Value != r.PublishEventsPerSec {
+					t.Errorf("publish run = %+v, targets %+v", r, rep.Targets)
 				}
 			case "latency":
 				if rep.Runs[0].OfferedRate != 2000 || rep.Runs[0].Deliveries != 400 {

@@ -88,6 +88,11 @@ type RunReport struct {
 	PublishSeconds      float64 `json:"publishSeconds"`
 	PublishEventsPerSec float64 `json:"publishEventsPerSec"`
 	PublishRequestMs    Latency `json:"publishRequestMs"`
+	// CPU of the whole process while publishing, in the publish scenario only (receivers
+	// down: nothing else runs).
+	PublishCPUSeconds        float64 `json:"publishCpuSeconds,omitempty"`
+	PublishCPUSecondsPer1000 float64 `json:"publishCpuSecondsPer1000Events,omitempty"`
+	PublishCPUCores          float64 `json:"publishCpuCores,omitempty"`
 	// PublishMaxLagMs: how late, at most, a request left behind its schedule (at a rate).
 	PublishMaxLagMs float64 `json:"publishMaxLagMs,omitempty"`
 	// End to end: first publish request sent → last delivery's first 200.
@@ -240,6 +245,9 @@ func (r *Report) WriteTable(w io.Writer) {
 			}
 			fmt.Fprintf(tw, "  publish\t%s\n", line)
 			fmt.Fprintf(tw, "  publish request\tp50 %s ms · p99 %s ms · max %s ms\n", fixed(run.PublishRequestMs.P50, 1), fixed(run.PublishRequestMs.P99, 1), fixed(run.PublishRequestMs.Max, 1))
+			if run.PublishCPUSeconds > 0 {
+				fmt.Fprintf(tw, "  CPU publishing\t%s s per 1,000 events\t%s s in all, %s cores busy on average\n", fixed(run.PublishCPUSecondsPer1000, 3), fixed(run.PublishCPUSeconds, 1), fixed(run.PublishCPUCores, 2))
+			}
 		}
 		if run.Deliveries > 0 {
 			fmt.Fprintf(tw, "  end to end\t%s deliveries in %s s\t%s deliveries/s\n", count(run.Deliveries), secs(run.Seconds), count(int64(run.DeliveriesPerSec)))

@@ -191,7 +191,7 @@ func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (store.APIKey, er
 }
 
 func (s *Store) TouchAPIKey(ctx context.Context, keyID int64, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET last_used_at = ? WHERE id = ?`, ms(at), keyID); err != nil {
 			return fmt.Errorf("touch api key %d: %w", keyID, err)
 		}

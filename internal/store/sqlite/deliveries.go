@@ -12,7 +12,7 @@ import (
 
 func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, error) {
 	var jobs []store.Job
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
 		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx, ms(p.LeaseUntil), p.Owner, ms(p.Now), p.Limit)
 		if err != nil {
@@ -54,7 +54,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, er
 }
 
 func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		completeArgs := make([]any, 0, 8*len(outcomes))
 		var attemptArgs []any
 		seen := make(map[int64]bool, len(outcomes))
@@ -82,10 +82,10 @@ func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 			}
 			completeArgs = append(completeArgs, o.DeliveryID, o.Owner, o.Status, attempted, code, errText, next, completed)
 		}
-		if err := s.stmts.insertAttempts.run(ctx, tx, attemptArgs, nil); err != nil {
+		if err := s.stmts.insertAttempts.run(ctx, tx, attemptArgs); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
-		if err := s.stmts.complete.run(ctx, tx, completeArgs, nil); err != nil {
+		if err := s.stmts.complete.run(ctx, tx, completeArgs); err != nil {
 			return fmt.Errorf("complete deliveries: %w", err)
 		}
 		return nil
@@ -93,7 +93,7 @@ func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 }
 
 func (s *Store) Release(ctx context.Context, owner string, now time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		var err error
 		if owner == "" {
 			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ?, lease_owner = NULL
@@ -189,7 +189,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
 	var d store.Delivery
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending',
 			next_attempt_at = CASE WHEN lease_owner IS NULL THEN ? ELSE next_attempt_at END,
@@ -217,7 +217,7 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 
 func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 	var n int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		// Rows are created in id order, so every delivery completed before p.Before has an id
 		// below the first one created at or after it: the scan stops there.
 		bound, err := firstIDFrom(ctx, tx, ms(p.Before))

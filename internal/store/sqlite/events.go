@@ -23,28 +23,26 @@ type target struct {
 
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
 	results := make([]store.Published, len(p.Events))
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		st := &s.stmts
-		accountStmt := tx.StmtContext(ctx, st.accountExists)
-		fanoutStmt := tx.StmtContext(ctx, st.fanout)
-		idemStmt := tx.StmtContext(ctx, st.idempotent)
-		forgetStmt := tx.StmtContext(ctx, st.forgetKey)
-
-		accounts := map[int64]bool{}
-		targets := map[fanoutKey][]target{}
+		c := &s.cache
+		if c.nextDelivery == 0 {
+			if err := tx.StmtContext(ctx, st.nextDelivery).QueryRowContext(ctx).Scan(&c.nextDelivery); err != nil {
+				return fmt.Errorf("read the next delivery id: %w", err)
+			}
+		}
 		var eventArgs, deliveryArgs []any
-		index := map[string]int{} // event id → its result
 		for i, e := range p.Events {
 			results[i] = store.Published{EventID: e.ID, Type: e.Type}
-			exists, seen := accounts[e.AccountID]
+			exists, seen := c.accounts[e.AccountID]
 			if !seen {
 				var one int
-				err := accountStmt.QueryRowContext(ctx, e.AccountID).Scan(&one)
+				err := tx.StmtContext(ctx, st.accountExists).QueryRowContext(ctx, e.AccountID).Scan(&one)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return fmt.Errorf("get account %d: %w", e.AccountID, err)
 				}
 				exists = err == nil
-				accounts[e.AccountID] = exists
+				c.accounts[e.AccountID] = exists
 			}
 			if !exists {
 				results[i].Err = fmt.Errorf("account %d: %w", e.AccountID, store.ErrNotFound)
@@ -60,7 +58,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				var id, typ string
 				var n int
 				var created int64
-				err := idemStmt.QueryRowContext(ctx, e.AccountID, e.IdempotencyKey).Scan(&id, &typ, &n, &created)
+				err := tx.StmtContext(ctx, st.idempotent).QueryRowContext(ctx, e.AccountID, e.IdempotencyKey).Scan(&id, &typ, &n, &created)
 				switch {
 				case errors.Is(err, sql.ErrNoRows):
 				case err != nil:
@@ -70,59 +68,42 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 					continue
 				default:
 					// The earlier event is outside the window: its key no longer binds.
-					if _, err := forgetStmt.ExecContext(ctx, id); err != nil {
+					if _, err := tx.StmtContext(ctx, st.forgetKey).ExecContext(ctx, id); err != nil {
 						return fmt.Errorf("forget idempotency key: %w", err)
 					}
 				}
 			}
 			fk := fanoutKey{e.AccountID, e.Type}
-			ts, ok := targets[fk]
+			ts, ok := c.targets[fk]
 			if !ok {
 				var err error
-				if ts, err = fanout(ctx, fanoutStmt, fk); err != nil {
+				if ts, err = fanout(ctx, tx.StmtContext(ctx, st.fanout), fk); err != nil {
 					return err
 				}
-				targets[fk] = ts
+				c.targets[fk] = ts
 			}
 			now := ms(e.CreatedAt)
 			eventArgs = append(eventArgs, e.ID, e.AccountID, e.Type, e.Body, key, len(ts), len(ts), now)
 			for _, t := range ts {
+				id := c.nextDelivery
+				c.nextDelivery++
 				switch {
 				case t.status != store.WebhookActive:
-					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, nil, now, now)
+					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, nil, now, now)
 				case p.Owner != "":
-					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, ms(p.LeaseUntil), p.Owner, now, nil)
+					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, ms(p.LeaseUntil), p.Owner, now, nil)
+					results[i].Jobs = append(results[i].Jobs, store.Job{DeliveryID: id, AccountID: e.AccountID, WebhookID: t.id,
+						WebhookVersion: t.version, EventID: e.ID, Event: e.Type, CreatedAt: fromMs(now)})
 				default:
-					deliveryArgs = append(deliveryArgs, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, nil, now, nil)
+					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, nil, now, nil)
 				}
 			}
 			results[i].Deliveries = len(ts)
-			index[e.ID] = i
 		}
-		if err := st.insertEvents.run(ctx, tx, eventArgs, nil); err != nil {
+		if err := st.insertEvents.run(ctx, tx, eventArgs); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		err := st.insertDeliveries.run(ctx, tx, deliveryArgs, func(rs *sql.Rows) error {
-			var j store.Job
-			var status string
-			if err := rs.Scan(&j.DeliveryID, &j.EventID, &j.WebhookID, &status); err != nil {
-				return err
-			}
-			if p.Owner == "" || status != store.StatusPending {
-				return nil
-			}
-			r := &results[index[j.EventID]]
-			e := p.Events[index[j.EventID]]
-			j.AccountID, j.Event, j.CreatedAt = e.AccountID, e.Type, fromMs(ms(e.CreatedAt))
-			for _, t := range targets[fanoutKey{e.AccountID, e.Type}] {
-				if t.id == j.WebhookID {
-					j.WebhookVersion = t.version
-				}
-			}
-			r.Jobs = append(r.Jobs, j)
-			return nil
-		})
-		if err != nil {
+		if err := st.insertDeliveries.run(ctx, tx, deliveryArgs); err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)
 		}
 		return nil

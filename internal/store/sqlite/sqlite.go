@@ -49,12 +49,36 @@ type Store struct {
 	once   sync.Once
 
 	stmts statements
+
+	// Owned by the writer goroutine: what it knows of the committed state, so that a publish
+	// needs no query for it.
+	cache writerCache
+}
+
+// writerCache holds what Publish reads of accounts and webhooks, and the next delivery id.
+// Every write that may change accounts or webhooks empties it (see op.keepsCache), as does a
+// failed commit, so it never holds what the database does not.
+type writerCache struct {
+	accounts map[int64]bool         // account id → exists
+	targets  map[fanoutKey][]target // the webhooks an event of that account and type goes to
+	// nextDelivery is the id the next delivery gets (0 = not read yet). The writer assigns ids
+	// itself, so that inserting deliveries needs no RETURNING; the process holds the data
+	// directory's lock, so no one else inserts. It only grows: ids of a rolled-back insert are
+	// skipped, never reused, as AUTOINCREMENT would.
+	nextDelivery int64
+}
+
+func (c *writerCache) reset() {
+	clear(c.accounts)
+	clear(c.targets)
 }
 
 type op struct {
 	ctx context.Context
 	fn  func(tx *sql.Tx) error
 	err chan error
+	// keepsCache says fn changes neither accounts nor webhooks.
+	keepsCache bool
 }
 
 // Options tune the store; the zero value is the durable default.
@@ -117,6 +141,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		ops:    make(chan *op, maxBatch),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
+		cache:  writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey][]target{}},
 	}
 	if err := s.stmts.prepare(ctx, wdb); err != nil {
 		s.wdb.Close()
@@ -180,7 +205,16 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // write runs fn in the writer's next transaction and waits until it is committed.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	o := &op{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	return s.queue(ctx, &op{ctx: ctx, fn: fn, err: make(chan error, 1)})
+}
+
+// writeKeeping is write for an fn that changes neither accounts nor webhooks: the writer's
+// cache of them survives it.
+func (s *Store) writeKeeping(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.queue(ctx, &op{ctx: ctx, fn: fn, err: make(chan error, 1), keepsCache: true})
+}
+
+func (s *Store) queue(ctx context.Context, o *op) error {
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
@@ -241,6 +275,9 @@ func (s *Store) commit(batch []*op) {
 			errs[i] = err
 			continue
 		}
+		if !o.keepsCache {
+			s.cache.reset() // the ops after it read afresh
+		}
 		if single {
 			errs[i] = o.fn(tx)
 			continue
@@ -264,6 +301,7 @@ func (s *Store) commit(batch []*op) {
 		return
 	}
 	if err := tx.Commit(); err != nil {
+		s.cache.reset() // it may hold what did not commit
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = fmt.Errorf("commit: %w", err)

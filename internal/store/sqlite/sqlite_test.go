@@ -22,6 +22,21 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// accountWithWebhook creates an account with one message-send webhook.
+func accountWithWebhook(t *testing.T, s *sqlite.Store, at time.Time) store.Account {
+	t.Helper()
+	ctx := context.Background()
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: "a@acme.test", CreatedAt: at}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://x.test", Secret: "s",
+		MaxThroughputPerMinute: 60, Status: store.WebhookActive, CreatedAt: at, UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestPruneStopsAtTheCutoff: pruning walks ids up to the first delivery created after the
 // cutoff, and deletes exactly the finished deliveries completed before it, gaps or not.
 func TestPruneStopsAtTheCutoff(t *testing.T) {
@@ -32,14 +47,7 @@ func TestPruneStopsAtTheCutoff(t *testing.T) {
 	}
 	defer s.Close()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: "p@acme.test", CreatedAt: t0}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://x.test", Secret: "s",
-		MaxThroughputPerMinute: 60, Status: store.WebhookActive, CreatedAt: t0, UpdatedAt: t0}); err != nil {
-		t.Fatal(err)
-	}
+	a := accountWithWebhook(t, s, t0)
 	const n = 300
 	for i := range n {
 		at := t0.Add(time.Duration(i) * time.Minute)
@@ -97,5 +105,57 @@ func TestPruneStopsAtTheCutoff(t *testing.T) {
 		if _, ok := bodies[id]; !ok {
 			t.Fatalf("event %s was pruned", id)
 		}
+	}
+}
+
+// TestDeliveryIDsNeverRepeat: the writer gives delivery ids itself; after a restart, and after
+// the newest deliveries are pruned away, it goes on from the highest id ever given.
+func TestDeliveryIDsNeverRepeat(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	open := func() *sqlite.Store {
+		s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	a := accountWithWebhook(t, s, t0)
+	seq := 0
+	publish := func(s *sqlite.Store) int64 {
+		t.Helper()
+		seq++
+		res, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: fmt.Sprintf("e%d", seq), AccountID: a.ID,
+			Type: "message-send", Body: []byte(`{}`), CreatedAt: t0}}, Owner: "o", LeaseUntil: t0.Add(time.Hour)})
+		if err != nil || len(res[0].Jobs) != 1 {
+			t.Fatalf("publish: %v %+v", err, res)
+		}
+		return res[0].Jobs[0].DeliveryID
+	}
+	var last int64
+	for range 3 {
+		last = publish(s)
+	}
+	// Finish and prune every delivery: the table is empty, its highest id forgotten.
+	var outcomes []store.Outcome
+	for id := int64(1); id <= last; id++ {
+		outcomes = append(outcomes, store.Outcome{DeliveryID: id, Owner: "o", Status: store.StatusSucceeded, At: t0,
+			Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}})
+	}
+	if err := s.Complete(ctx, outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Prune(ctx, store.PruneParams{Before: t0.Add(time.Hour), IdempotencyBefore: t0, Limit: 100}); err != nil || n != 3 {
+		t.Fatalf("pruned %d: %v", n, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open()
+	defer s.Close()
+	if id := publish(s); id <= last {
+		t.Fatalf("after pruning and a restart the next delivery got id %d; the highest given before was %d", id, last)
 	}
 }

@@ -18,6 +18,7 @@ type statements struct {
 	forgetKey      *sql.Stmt
 	claim          *sql.Stmt
 	webhookVersion *sql.Stmt
+	nextDelivery   *sql.Stmt
 
 	insertEvents     multiRow
 	insertDeliveries multiRow
@@ -36,39 +37,19 @@ type multiRow struct {
 	stmts []*sql.Stmt // by index in chunks
 }
 
-// run executes the statement for rows (len(args) = rows × cols) in chunks; each chunk's result
-// rows, if it returns any, go to scan.
-func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any, scan func(*sql.Rows) error) error {
+// run executes the statement for rows (len(args) = rows × cols) in chunks.
+func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any) error {
 	for len(args) > 0 {
 		rows := len(args) / m.cols
-		for i, n := range chunks {
-			if n > rows {
-				continue
-			}
-			stmt := tx.StmtContext(ctx, m.stmts[i])
-			part := args[:n*m.cols]
-			args = args[n*m.cols:]
-			if scan == nil {
-				if _, err := stmt.ExecContext(ctx, part...); err != nil {
-					return err
-				}
-				break
-			}
-			rs, err := stmt.QueryContext(ctx, part...)
-			if err != nil {
-				return err
-			}
-			for rs.Next() {
-				if err := scan(rs); err != nil {
-					rs.Close()
-					return err
-				}
-			}
-			if err := errors.Join(rs.Err(), rs.Close()); err != nil {
-				return err
-			}
-			break
+		i := 0
+		for chunks[i] > rows {
+			i++
 		}
+		n := chunks[i] * m.cols
+		if _, err := tx.StmtContext(ctx, m.stmts[i]).ExecContext(ctx, args[:n]...); err != nil {
+			return err
+		}
+		args = args[n:]
 	}
 	return nil
 }
@@ -108,13 +89,16 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT ?)
 			RETURNING id, account_id, webhook_id, event_id, event, attempts, created_at`),
+		// The highest delivery id ever given, as AUTOINCREMENT keeps it, plus one.
+		prep(&st.nextDelivery, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0),
+			coalesce((SELECT max(id) FROM deliveries), 0)) + 1`),
 		prep(&st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
 		multi(&st.insertEvents, 8, func(v string) string {
 			return `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, live, created_at) VALUES ` + v
 		}),
-		multi(&st.insertDeliveries, 10, func(v string) string {
-			return `INSERT INTO deliveries (account_id, webhook_id, event_id, event, status, last_error,
-				next_attempt_at, lease_owner, created_at, completed_at) VALUES ` + v + ` RETURNING id, event_id, webhook_id, status`
+		multi(&st.insertDeliveries, 11, func(v string) string {
+			return `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event, status, last_error,
+				next_attempt_at, lease_owner, created_at, completed_at) VALUES ` + v
 		}),
 		// An outcome with an attempt (attempted = 1) replaces the last status code and error;
 		// one without keeps them unless it brings its own error. Applied only under its lease.

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"PublishIdempotency", testPublishIdempotency},
 		{"PublishUnknownAccount", testPublishUnknownAccount},
 		{"PublishLeased", testPublishLeased},
+		{"PublishSeesChanges", testPublishSeesChanges},
 		{"ClaimLease", testClaimLease},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"Complete", testComplete},
@@ -1275,5 +1276,85 @@ func testPublishLeased(t *testing.T, s store.Store) {
 	// …and the others come back when the lease ends.
 	if jobs := claim(t, s, "other", t0.Add(61*time.Second), 10); len(jobs) != 3 {
 		t.Fatalf("after the lease claimed %d, want the 3 not finished", len(jobs))
+	}
+}
+
+// testPublishSeesChanges publishes between changes to accounts and webhooks: each publish goes
+// by the state committed before it, whatever a driver remembers of earlier ones.
+func testPublishSeesChanges(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "changes@acme.test")
+	w1 := createWebhook(t, s, a.ID, "message-send")
+	leased := func(e store.NewEvent) store.Published {
+		t.Helper()
+		res, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{e}, IdempotencySince: t0.Add(-time.Hour),
+			Owner: "me", LeaseUntil: t0.Add(time.Minute)})
+		if err != nil || res[0].Err != nil {
+			t.Fatalf("publish: %v %+v", err, res)
+		}
+		return res[0]
+	}
+	var ids []int64
+	hooks := func(r store.Published) []int64 {
+		var ws []int64
+		for _, j := range r.Jobs {
+			ws = append(ws, j.WebhookID)
+			ids = append(ids, j.DeliveryID)
+		}
+		slices.Sort(ws)
+		return ws
+	}
+
+	if r := leased(newEvent(a.ID, "message-send", t0)); !slices.Equal(hooks(r), []int64{w1.ID}) {
+		t.Fatalf("first publish: jobs %+v", r.Jobs)
+	}
+	w2 := createWebhook(t, s, a.ID, "message-send")
+	if r := leased(newEvent(a.ID, "message-send", t0)); !slices.Equal(hooks(r), []int64{w1.ID, w2.ID}) {
+		t.Fatalf("after a webhook was created: jobs %+v", r.Jobs)
+	}
+	upd, err := s.UpdateWebhook(ctx, a.ID, w1.ID, func(x *store.Webhook) error { x.URL = "https://example.com/moved"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := leased(newEvent(a.ID, "message-send", t0))
+	for _, j := range r.Jobs {
+		if j.WebhookID == w1.ID && j.WebhookVersion != upd.Version {
+			t.Fatalf("after an update to version %d: job %+v", upd.Version, j)
+		}
+	}
+	hooks(r)
+	if _, err := s.UpdateWebhook(ctx, a.ID, w2.ID, func(x *store.Webhook) error {
+		x.Status, x.DisabledReason = store.WebhookDisabled, "disabled by its owner"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := leased(newEvent(a.ID, "message-send", t0)); r.Deliveries != 2 || !slices.Equal(hooks(r), []int64{w1.ID}) {
+		t.Fatalf("after a webhook was disabled: %d deliveries, jobs %+v", r.Deliveries, r.Jobs)
+	}
+	if err := s.DeleteWebhook(ctx, a.ID, w1.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if r := leased(newEvent(a.ID, "message-send", t0)); r.Deliveries != 1 || len(r.Jobs) != 0 {
+		t.Fatalf("after a webhook was deleted: %d deliveries, jobs %+v", r.Deliveries, r.Jobs)
+	}
+
+	// An account id unknown to one publish may exist by the next.
+	next := a.ID + 1
+	if res := publish(t, s, newEvent(next, "message-send", t0)); !errors.Is(res[0].Err, store.ErrNotFound) {
+		t.Fatalf("publish for account %d before it exists: %+v", next, res[0])
+	}
+	b := createAccount(t, s, "changes-b@acme.test")
+	if b.ID != next {
+		t.Fatalf("the next account got id %d, not %d: this test needs another way to name an account that will exist", b.ID, next)
+	}
+	if res := publish(t, s, newEvent(b.ID, "message-send", t0)); res[0].Err != nil {
+		t.Fatalf("publish for account %d once it exists: %v", b.ID, res[0].Err)
+	}
+
+	// Delivery ids never repeat.
+	slices.Sort(ids)
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) || len(ids) != 6 {
+		t.Fatalf("delivery ids %v", ids)
 	}
 }
