@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -41,8 +40,8 @@ func (s *Server) newEvent(o object, prefix string) (store.NewEvent, error) {
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("%saccountId must be a positive integer", prefix)
 	}
-	typ, err := o.str("event")
-	if err != nil || !event.Valid(typ) {
+	typ, ok := o.oneOf("event", event.Types)
+	if !ok {
 		return store.NewEvent{}, fmt.Errorf("%sevent must be one of %s", prefix, eventList)
 	}
 	var key string
@@ -52,7 +51,7 @@ func (s *Server) newEvent(o object, prefix string) (store.NewEvent, error) {
 			return store.NewEvent{}, fmt.Errorf("%sidempotencyKey must be a string of 1 to %d characters", prefix, maxIdempotencyKeyLen)
 		}
 	}
-	body, err := event.Normalize(typ, o["data"])
+	body, err := event.Normalize(typ, o.value("data"))
 	if err != nil {
 		return store.NewEvent{}, errors.New(prefix + err.Error())
 	}
@@ -147,42 +146,67 @@ type Batch struct {
 	Results    []BatchResult `json:"results"`
 }
 
+// batch is a batch request decoded: the events to store, and a result for each item sent,
+// set so far for the items rejected.
+type batch struct {
+	events  []store.NewEvent
+	index   []int // events[k] is item index[k]
+	results []BatchResult
+}
+
+var batchFields = []string{"events"}
+
+// decodeBatch reads a batch request body. Its error is about the whole body: then nothing is
+// published.
+func (s *Server) decodeBatch(body []byte) (batch, error) {
+	o, err := parseObject(body, batchFields)
+	if err != nil {
+		return batch{}, err
+	}
+	raw := o.value("events")
+	if raw == nil {
+		return batch{}, errors.New("events is required")
+	}
+	if raw[0] != '[' {
+		return batch{}, errors.New("events must be an array of event objects")
+	}
+	items := elements(nil, raw)
+	if len(items) == 0 || len(items) > MaxBatch {
+		return batch{}, fmt.Errorf("events must hold 1 to %d events, got %d", MaxBatch, len(items))
+	}
+	b := batch{
+		events:  make([]store.NewEvent, 0, len(items)),
+		index:   make([]int, 0, len(items)),
+		results: make([]BatchResult, len(items)),
+	}
+	eo := newObject(eventFields) // newEvent keeps none of it, so one serves every item
+	for i, item := range items {
+		if err := eo.parse(item); err != nil {
+			b.results[i] = BatchResult{Status: http.StatusBadRequest, Message: "events[" + strconv.Itoa(i) + "]: " + err.Error()}
+			continue
+		}
+		e, err := s.newEvent(eo, "events["+strconv.Itoa(i)+"].")
+		if err != nil {
+			b.results[i] = BatchResult{Status: http.StatusBadRequest, Message: err.Error()}
+			continue
+		}
+		b.events = append(b.events, e)
+		b.index = append(b.index, i)
+	}
+	return b, nil
+}
+
 func (s *Server) createEvents(w http.ResponseWriter, r *http.Request, _ caller) {
-	o, ok := readObject(w, r, "events")
+	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
-	if !o.has("events") {
-		writeError(w, r, http.StatusBadRequest, "events is required")
+	req, err := s.decodeBatch(body)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(o["events"], &items); err != nil || items == nil {
-		writeError(w, r, http.StatusBadRequest, "events must be an array of event objects")
-		return
-	}
-	if len(items) == 0 || len(items) > MaxBatch {
-		writeError(w, r, http.StatusBadRequest, fmt.Sprintf("events must hold 1 to %d events, got %d", MaxBatch, len(items)))
-		return
-	}
-	results := make([]BatchResult, len(items))
-	var events []store.NewEvent
-	var index []int // events[k] is item index[k]
-	for i, raw := range items {
-		prefix := "events[" + strconv.Itoa(i) + "]."
-		eo, err := parseObject(raw, eventFields)
-		if err != nil {
-			results[i] = BatchResult{Status: http.StatusBadRequest, Message: "events[" + strconv.Itoa(i) + "]: " + err.Error()}
-			continue
-		}
-		e, err := s.newEvent(eo, prefix)
-		if err != nil {
-			results[i] = BatchResult{Status: http.StatusBadRequest, Message: err.Error()}
-			continue
-		}
-		events = append(events, e)
-		index = append(index, i)
-	}
+	events, index, results := req.events, req.index, req.results
 	if len(events) > 0 {
 		res, err := s.publish(r, events)
 		if err != nil {
@@ -215,5 +239,44 @@ func (s *Server) createEvents(w http.ResponseWriter, r *http.Request, _ caller) 
 			b.Rejected++
 		}
 	}
-	writeJSON(w, http.StatusAccepted, envelope{Message: fmt.Sprintf("Events processed: %d accepted, %d duplicate, %d rejected.", b.Accepted, b.Duplicates, b.Rejected), Data: b})
+	msg := fmt.Sprintf("Events processed: %d accepted, %d duplicate, %d rejected.", b.Accepted, b.Duplicates, b.Rejected)
+	writeBody(w, http.StatusAccepted, appendBatchAnswer(make([]byte, 0, 128+128*len(results)), msg, b))
+}
+
+// appendBatchAnswer appends what writeJSON writes for envelope{Message: msg, Data: b}. It is
+// written by hand because encoding/json, through reflection, takes twice as long, and the
+// answer to a batch of 100 events was 7% of the handler's time (less the store's).
+func appendBatchAnswer(dst []byte, msg string, b Batch) []byte {
+	dst = append(dst, '{')
+	if msg != "" {
+		dst = append(appendStringMember(dst, `"message":`, msg), ',')
+	}
+	dst = appendIntMember(dst, `"data":{"accepted":`, b.Accepted)
+	dst = appendIntMember(dst, `,"duplicates":`, b.Duplicates)
+	dst = appendIntMember(dst, `,"rejected":`, b.Rejected)
+	dst = append(dst, `,"results":`...)
+	if b.Results == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, r := range b.Results {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = r.append(dst)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, "}}\n"...)
+}
+
+func (r BatchResult) append(dst []byte) []byte {
+	dst = appendIntMember(dst, `{"status":`, r.Status)
+	dst = appendStringMember(dst, `,"id":`, r.ID)
+	dst = appendStringMember(dst, `,"event":`, r.Event)
+	if r.Deliveries != nil {
+		dst = appendIntMember(dst, `,"deliveries":`, *r.Deliveries)
+	}
+	dst = appendStringMember(dst, `,"message":`, r.Message)
+	return append(dst, '}')
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -129,10 +130,48 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"httpCode":500,"message":"encode response"}`, http.StatusInternalServerError)
 		return
 	}
+	writeBody(w, status, b.Bytes())
+}
+
+// writeBody answers with the JSON body b.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	w.Write(b.Bytes())
+	w.Write(b)
+}
+
+// The functions below write JSON by hand, for answers too frequent for encoding/json's
+// reflection; they write the same bytes as writeJSON.
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			// Escapes, invalid UTF-8, U+2028 and U+2029: leave them to encoding/json.
+			var b bytes.Buffer
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			enc.Encode(s) // a string cannot fail
+			return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// appendStringMember appends the member key (written with its colon and the comma before
+// it) unless s is empty, as omitempty does.
+func appendStringMember(dst []byte, key, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return appendString(append(dst, key...), s)
+}
+
+func appendIntMember(dst []byte, key string, n int) []byte {
+	return strconv.AppendInt(append(dst, key...), int64(n), 10)
 }
 
 // pathID parses the path parameter name as a positive integer id.

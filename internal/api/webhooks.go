@@ -137,7 +137,7 @@ func (s *Server) applyWebhook(o object, w *store.Webhook) error {
 				return err
 			}
 		case "skipErrorCodes":
-			if w.SkipErrorCodes, err = statusCodes(o[name]); err != nil {
+			if w.SkipErrorCodes, err = statusCodes(o.value(name)); err != nil {
 				return err
 			}
 		case "maxThroughputPerMinute":
