@@ -750,15 +750,42 @@ func (e *Engine) WebhookDeleted(id int64) {
 	e.m.Held.Set(float64(len(e.held)))
 }
 
+// outcomeInterval is the least time between two writes of outcomes. Outcomes that come in
+// between wait and share the next write: under load this makes a few large commits instead of
+// one per fsync, and each commit costs as much CPU as a few hundred outcomes. Nothing waits for
+// an outcome to be written (the delivery has already left memory), so the delay costs no
+// latency; outcomes not yet written when the process dies are retried once their leases end,
+// as ever.
+const outcomeInterval = 10 * time.Millisecond
+
 // writeOutcomes writes outcomes in batches until the channel closes. A failed write is retried:
 // the outcomes are only in memory, and losing them would repeat attempts after the leases end.
 func (e *Engine) writeOutcomes() {
 	defer e.writerWG.Done()
 	batch := make([]store.Outcome, 0, 1024)
+	var last time.Time // when the last write began
 	for o := range e.outcomes {
 		batch = append(batch[:0], o)
+		open := true
+		if wait := time.Until(last.Add(outcomeInterval)); wait > 0 {
+			timer := time.NewTimer(wait)
+		gather:
+			for len(batch) < cap(batch) {
+				select {
+				case o, ok := <-e.outcomes:
+					if !ok {
+						open = false
+						break gather
+					}
+					batch = append(batch, o)
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
 	drain:
-		for len(batch) < cap(batch) {
+		for open && len(batch) < cap(batch) {
 			select {
 			case o, ok := <-e.outcomes:
 				if !ok {
@@ -769,6 +796,7 @@ func (e *Engine) writeOutcomes() {
 				break drain
 			}
 		}
+		last = time.Now()
 		for try := 0; ; try++ {
 			err := e.st.Complete(context.Background(), batch)
 			if err == nil {
