@@ -121,6 +121,11 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 	}
 	r.endProfile()
 	_, r.rep.PeakRSSBytes = usage()
+	if o.MemProfile != "" {
+		if err := writeAllocs(o.MemProfile); err != nil {
+			return nil, fmt.Errorf("--memprofile: %w", err)
+		}
+	}
 
 	if runErr == nil && o.Baseline && r.baseRun != nil {
 		b, err := r.baseline(ctx, r.baseRun)
@@ -231,6 +236,15 @@ func (r *runner) newTracker(lay *layout, bounds []int) *tracker {
 	t := newTracker(lay, r.o.Payload, time.Now(), bounds)
 	r.trackers = append(r.trackers, t)
 	return t
+}
+
+// writeAllocs writes the allocations sampled since the process started.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
 }
 
 func (r *runner) endProfile() {

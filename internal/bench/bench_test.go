@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -167,13 +169,16 @@ func TestScenariosRunSmall(t *testing.T) {
 	}
 	for _, o := range []Options{
 		{Scenario: "latency", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
-		{Scenario: "publish", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, Baseline: false},
+		{Scenario: "publish", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, Baseline: false, MemProfile: "allocs.prof"},
 		{Scenario: "backlog", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
 		{Scenario: "fairness", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, DeliveryTimeout: time.Second, Baseline: false},
 		{Scenario: "scale", Events: 200, Webhooks: 20, Accounts: 2, Fanout: 5, Rate: 0, Baseline: false},
 	} {
 		t.Run(o.Scenario, func(t *testing.T) {
 			o.Timeout = time.Minute
+			if o.MemProfile != "" {
+				o.MemProfile = filepath.Join(t.TempDir(), o.MemProfile)
+			}
 			rep, err := runBench(t, o)
 			if err != nil {
 				t.Fatalf("%s: %v\nchecks: %+v", o.Scenario, err, rep.Checks)
@@ -199,6 +204,9 @@ func TestScenariosRunSmall(t *testing.T) {
 					t.Errorf("scale = %+v", s)
 				}
 			case "publish":
+				if fi, err := os.Stat(o.MemProfile); err != nil || fi.Size() == 0 {
+					t.Errorf("--memprofile: %v", err)
+				}
 				r := rep.Runs[0]
 				if len(rep.Runs) != 1 || r.PublishEventsPerSec <= 0 || r.PublishCPUSeconds <= 0 || r.Deliveries != 400 || r.CPUSeconds != 0 ||
 					rep.Targets[0].Value != r.PublishEventsPerSec {
@@ -269,7 +277,7 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, s := range append(Scenarios, "--fail-rate", "--latency", "--payload", "--nodes", "--database-url", "--data-dir",
-		"--retry-schedule", "--baseline", "--json", "--publishers", "--batch", "--rate", "--receivers", "--accounts", "--fanout") {
+		"--retry-schedule", "--baseline", "--json", "--cpuprofile", "--memprofile", "--publishers", "--batch", "--rate", "--receivers", "--accounts", "--fanout") {
 		if !strings.Contains(out.String(), strings.TrimPrefix(s, "-")) {
 			t.Errorf("help lacks %s", s)
 		}

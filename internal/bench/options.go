@@ -52,6 +52,7 @@ type Options struct {
 
 	Timeout    time.Duration `json:"timeoutNs"` // longest wait for a run's deliveries
 	CPUProfile string        `json:"cpuProfile,omitempty"`
+	MemProfile string        `json:"memProfile,omitempty"`
 	JSON       bool          `json:"json"`
 
 	// wrongSecrets makes the receivers verify against secrets that are not the webhooks' (tests).
@@ -291,6 +292,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.BaselineMax, "baseline-max", 200_000, "most deliveries the baseline sends")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for a run's deliveries; a run also stops after a minute without progress")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline runs (not the baseline) to this file")
+	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file after the pipeline runs")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of the table")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
