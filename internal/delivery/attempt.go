@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -35,16 +36,17 @@ var bodyBuffers = sync.Pool{New: func() any { return new([MaxResponseBody]byte) 
 // reused; a larger body costs a new connection instead.
 const drainLimit = 64 << 10
 
-// newClient returns the HTTP client of deliveries: keep-alive connections per destination, no
-// redirects followed, no proxy from the environment, and, unless private destinations are
-// allowed, no connection to loopback, private or link-local addresses, checked on the address
-// actually dialled (so DNS cannot smuggle one in).
-func newClient(timeout time.Duration, allowPrivate bool, maxConnsPerHost int) *http.Client {
+// newTransport returns the HTTP transport of deliveries: keep-alive connections per
+// destination, no proxy from the environment, and, unless private destinations are allowed, no
+// connection to loopback, private or link-local addresses, checked on the address actually
+// dialled (so DNS cannot smuggle one in). Requests go straight to its RoundTrip, which follows
+// no redirects; an http.Client would add nothing but a copy of every request's headers.
+func newTransport(timeout time.Duration, allowPrivate bool, maxConnsPerHost int) *http.Transport {
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		dialer.Control = ssrf.New(ssrf.WithAnyPort()).Safe
 	}
-	transport := &http.Transport{
+	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -54,12 +56,6 @@ func newClient(timeout time.Duration, allowPrivate bool, maxConnsPerHost int) *h
 		TLSHandshakeTimeout:   timeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-	}
-	return &http.Client{
-		Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
 	}
 }
 
@@ -76,6 +72,7 @@ type result struct {
 type request struct {
 	URL       string
 	Secret    string
+	Signer    *webhook.Signer // Secret's, when there is one to reuse
 	Body      []byte
 	EventID   string
 	EventType string
@@ -83,12 +80,15 @@ type request struct {
 	Attempt   int
 }
 
-// send makes one attempt within timeout.
-func send(ctx context.Context, client *http.Client, timeout time.Duration, r request) result {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+// send makes one attempt within timeout, or within ctx's deadline when it has one already.
+func send(ctx context.Context, rt http.RoundTripper, timeout time.Duration, r request) result {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	start := time.Now()
-	res := post(ctx, client, r)
+	res := post(ctx, rt, r)
 	res.Duration = time.Since(start)
 	if res.StatusCode == 0 && ctx.Err() == context.DeadlineExceeded {
 		res.Error = fmt.Sprintf("timeout: no complete response within %s", timeout)
@@ -96,7 +96,7 @@ func send(ctx context.Context, client *http.Client, timeout time.Duration, r req
 	return res
 }
 
-func post(ctx context.Context, client *http.Client, r request) result {
+func post(ctx context.Context, rt http.RoundTripper, r request) result {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
 		return result{Error: "invalid url: " + err.Error()}
@@ -104,14 +104,19 @@ func post(ctx context.Context, client *http.Client, r request) result {
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{version.UserAgent()}
-	h[webhook.SignatureHeader] = []string{webhook.Sign(r.Secret, r.Body)}
+	if r.Signer != nil {
+		h[webhook.SignatureHeader] = []string{r.Signer.Sign(r.Body)}
+	} else {
+		h[webhook.SignatureHeader] = []string{webhook.Sign(r.Secret, r.Body)}
+	}
 	h[webhook.EventIDHeader] = []string{r.EventID}
 	h[webhook.EventTypeHeader] = []string{r.EventType}
 	h[webhook.WebhookIDHeader] = []string{strconv.FormatInt(r.WebhookID, 10)}
 	h[webhook.AttemptHeader] = []string{strconv.Itoa(r.Attempt)}
-	resp, err := client.Do(req)
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
-		return result{Error: transportError(err)}
+		// As http.Client reports it, so that transportError reads it the same way.
+		return result{Error: transportError(&url.Error{Op: "Post", URL: r.URL, Err: err})}
 	}
 	defer resp.Body.Close()
 	res := result{StatusCode: resp.StatusCode}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/metrics"
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/webhook"
 )
 
 // Config configures an Engine. Zero values take the defaults named.
@@ -67,7 +68,7 @@ type Engine struct {
 	st     store.Store
 	log    *slog.Logger
 	m      *metrics.Metrics
-	client *http.Client
+	client *http.Transport
 	policy policy
 	epoch  time.Time // windows count in durations since epoch (monotonic)
 
@@ -98,7 +99,9 @@ type hook struct {
 	running int
 	win     window
 	cancels map[*job]context.CancelFunc
-	avg     time.Duration // moving average of attempt durations
+	avg     time.Duration   // moving average of attempt durations
+	signer  *webhook.Signer // signs with signKey
+	signKey string
 	ready   bool          // in Engine.ready
 	wakeAt  time.Duration // in Engine.waiting when > 0
 	heapIdx int
@@ -157,7 +160,7 @@ func New(cfg Config) *Engine {
 		st:       cfg.Store,
 		log:      cfg.Logger,
 		m:        cfg.Metrics,
-		client:   newClient(cfg.Timeout, cfg.AllowPrivate, cfg.WebhookConcurrency),
+		client:   newTransport(cfg.Timeout, cfg.AllowPrivate, cfg.WebhookConcurrency),
 		policy:   policy{schedule: cfg.RetrySchedule, jitter: defaultJitter},
 		epoch:    time.Now(),
 		notify:   make(chan struct{}, 1),
@@ -619,19 +622,23 @@ func (e *Engine) startLocked(h *hook, j *job) {
 	h.running++
 	e.running++
 	e.m.InFlight.Set(float64(e.running))
-	ctx, cancel := context.WithCancel(context.Background())
+	// The attempt's one context: its timeout, and the cancel a delete or disable calls.
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
 	h.cancels[j] = cancel
 	w := h.w
+	if h.signer == nil || h.signKey != w.Secret {
+		h.signer, h.signKey = webhook.NewSigner(w.Secret), w.Secret
+	}
 	e.attempts.Add(1)
-	go e.attempt(ctx, h, w, j)
+	go e.attempt(ctx, h, w, h.signer, j)
 }
 
 // attempt sends one delivery and records what came of it.
-func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, j *job) {
+func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, signer *webhook.Signer, j *job) {
 	defer e.attempts.Done()
 	n := j.Attempts + 1
 	res := send(ctx, e.client, e.cfg.Timeout, request{
-		URL: w.URL, Secret: w.Secret, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
+		URL: w.URL, Secret: w.Secret, Signer: signer, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
 	})
 	if ctx.Err() == context.Canceled && res.StatusCode == 0 {
 		res.Error = "cancelled: webhook deleted or disabled"
@@ -655,7 +662,10 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, j *job) 
 	e.endSlotLocked(h, j, mono)
 	h.running--
 	e.running--
-	delete(h.cancels, j)
+	if cancel := h.cancels[j]; cancel != nil {
+		cancel() // stops its timer
+		delete(h.cancels, j)
+	}
 	if h.avg == 0 {
 		h.avg = res.Duration
 	} else {
