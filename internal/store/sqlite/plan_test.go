@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestQueryPlans: the queries that run on every publish or prune use the indexes meant for
+// them; a full scan of events or deliveries here would grow with the retention.
+func TestQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		query string
+		want  string // in the plan
+	}{
+		{`SELECT id FROM events WHERE created_at < 1 AND live <= 0 ORDER BY created_at LIMIT 10`, "USING INDEX events_created"},
+		{`SELECT id, type, deliveries, created_at FROM events WHERE account_id = 1 AND idempotency_key = 'k'`, "USING INDEX events_idempotency"},
+		{`UPDATE events SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < 1`, "USING INDEX events_idempotency_created"},
+		{`SELECT id, body FROM events WHERE id IN ('a', 'b')`, "USING INDEX sqlite_autoindex_events_1"},
+		{`UPDATE events SET live = live - 1 WHERE id = 'a'`, "USING INDEX sqlite_autoindex_events_1"},
+		{`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= 1 ORDER BY next_attempt_at LIMIT 10`, "INDEX deliveries_due"},
+		{`SELECT id FROM deliveries WHERE webhook_id = 1 ORDER BY id DESC LIMIT 25`, "INDEX deliveries_webhook"},
+	} {
+		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.query)
+		if err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, c.want) {
+			t.Errorf("%s\nplan: %s\nwant: %s", c.query, p, c.want)
+		}
+	}
+}
