@@ -40,7 +40,9 @@ type Config struct {
 	// WebhookConcurrency bounds attempts in flight to one webhook (64), so one slow
 	// destination never holds more than that many of the Concurrency slots.
 	WebhookConcurrency int
-	// MaxHeld bounds the claimed deliveries held in memory, queued or in flight (8192).
+	// MaxHeld bounds the claimed deliveries held in memory, queued or in flight (32768). With
+	// fewer, a burst of publishing overflows into the store sooner, to be claimed and read back
+	// later; 32768 rather than 8192 cost about 30 MB more RSS in the throughput run.
 	MaxHeld int
 	// ClaimBatch is the most deliveries one claim takes (1024).
 	ClaimBatch int
@@ -138,7 +140,7 @@ func New(cfg Config) *Engine {
 		cfg.WebhookConcurrency = 64
 	}
 	if cfg.MaxHeld == 0 {
-		cfg.MaxHeld = 8192
+		cfg.MaxHeld = 32768
 	}
 	if cfg.ClaimBatch == 0 {
 		cfg.ClaimBatch = 1024
