@@ -51,19 +51,50 @@ func encodeAlertState(st store.AlertState) string {
 	return string(b)
 }
 
+// UpdateHealth reads the webhooks in chunks and writes their new state back with multi-row
+// statements: it runs every second for every webhook that had attempts, so with thousands of
+// webhooks one statement per webhook would take the writer from the deliveries.
 func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
 	var changed []store.Webhook
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		changed = changed[:0]
-		for _, id := range ids {
-			w, st, err := scanWebhookState(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+`, alert_state FROM webhooks WHERE id = ?`, id), true)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
+		type found struct {
+			w     store.Webhook
+			st    store.AlertState
+			state string // alert_state as stored
+		}
+		byID := make(map[int64]found, len(ids))
+		const chunk = 500
+		for rest := ids; len(rest) > 0; {
+			part := rest[:min(len(rest), chunk)]
+			rest = rest[len(part):]
+			args := make([]any, len(part))
+			for i, id := range part {
+				args[i] = id
 			}
+			rows, err := tx.QueryContext(ctx, `SELECT `+webhookColumns+`, alert_state FROM webhooks WHERE id IN (`+placeholders(len(part))+`)`, args...)
 			if err != nil {
-				return fmt.Errorf("get webhook %d: %w", id, err)
+				return fmt.Errorf("get webhooks: %w", err)
 			}
-			before := w
+			for rows.Next() {
+				var f found
+				if f.w, f.st, err = scanWebhookState(rows, true); err != nil {
+					rows.Close()
+					return fmt.Errorf("get webhooks: %w", err)
+				}
+				byID[f.w.ID] = f
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return fmt.Errorf("get webhooks: %w", err)
+			}
+		}
+		var healthArgs []any
+		for _, id := range ids {
+			f, ok := byID[id]
+			if !ok {
+				continue // deleted
+			}
+			w, st, before := f.w, f.st, f.w
 			alerts, err := update(&w, &st)
 			if err != nil {
 				return err
@@ -77,13 +108,9 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				w.UpdatedAt = fromMs(ms(w.UpdatedAt))
 				changed = append(changed, w)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE webhooks SET status = ?, version = ?, updated_at = ?, alert_state = ?,
-				alert_wait_from = ? WHERE id = ?`, w.Status, w.Version, ms(w.UpdatedAt), encodeAlertState(st), wait, id); err != nil {
-				return fmt.Errorf("update alert state of webhook %d: %w", id, err)
-			}
-			if err := writeHealth(ctx, tx, w); err != nil {
-				return err
-			}
+			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), encodeAlertState(st), wait,
+				nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
+				w.FailingDeliveries, nullString(w.DisabledReason))
 			for _, a := range alerts {
 				if err := insertAlert(ctx, tx, a); err != nil {
 					return err
@@ -94,6 +121,9 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 					return err
 				}
 			}
+		}
+		if err := s.stmts.health.run(ctx, tx, healthArgs); err != nil {
+			return fmt.Errorf("update health: %w", err)
 		}
 		return nil
 	})

@@ -24,6 +24,7 @@ type statements struct {
 	insertDeliveries multiRow
 	complete         multiRow
 	insertAttempts   multiRow
+	health           multiRow
 }
 
 // chunks are the row counts multi-row statements are prepared for: a batch of n rows runs as
@@ -110,6 +111,16 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 				FROM (SELECT column1 AS id, column2 AS owner, column3 AS status, column4 AS attempted, column5 AS code,
 					column6 AS err, column7 AS next, column8 AS completed FROM (VALUES ` + v + `)) AS o
 				WHERE deliveries.id = o.id AND deliveries.lease_owner = o.owner`
+		}),
+		multi(&st.health, 12, func(v string) string {
+			return `UPDATE webhooks SET status = h.status, version = h.version, updated_at = h.updated, alert_state = h.state,
+				alert_wait_from = h.wait, last_delivery_at = h.delivery, last_success_at = h.success,
+				consecutive_failures = h.failures, failing_since = h.since, failing_deliveries = h.failing,
+				disabled_reason = h.reason
+				FROM (SELECT column1 AS id, column2 AS status, column3 AS version, column4 AS updated, column5 AS state,
+					column6 AS wait, column7 AS delivery, column8 AS success, column9 AS failures, column10 AS since,
+					column11 AS failing, column12 AS reason FROM (VALUES ` + v + `)) AS h
+				WHERE webhooks.id = h.id`
 		}),
 		multi(&st.insertAttempts, 7, func(v string) string {
 			return `INSERT INTO attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) VALUES ` + v

@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"Prune", testPrune},
 		{"UpdateHealth", testUpdateHealth},
 		{"UpdateHealthDisables", testUpdateHealthDisables},
+		{"UpdateHealthMany", testUpdateHealthMany},
 		{"DisableByUpdateWebhook", testDisableByUpdateWebhook},
 		{"Alerts", testAlerts},
 	}
@@ -1356,5 +1357,65 @@ func testPublishSeesChanges(t *testing.T, s store.Store) {
 	slices.Sort(ids)
 	if len(slices.Compact(slices.Clone(ids))) != len(ids) || len(ids) != 6 {
 		t.Fatalf("delivery ids %v", ids)
+	}
+}
+
+// testUpdateHealthMany updates more webhooks at once than a driver is likely to read or write
+// in one statement: each gets its own values, and the state and status changes stick.
+func testUpdateHealthMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "many@acme.test")
+	const n = 700
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = createWebhook(t, s, a.ID, "message-send").ID
+	}
+	seen := 0
+	changed, err := s.UpdateHealth(ctx, ids, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		seen++
+		k := int(x.ID % 7)
+		x.LastDeliveryAt, x.ConsecutiveFailures = t0.Add(time.Duration(x.ID)*time.Second), k
+		st.Pending = k
+		if k == 0 {
+			x.Status, x.DisabledReason, x.UpdatedAt = store.WebhookDisabled, fmt.Sprint("reason ", x.ID), t0
+		}
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen != n {
+		t.Fatalf("update called for %d webhooks, want %d", seen, n)
+	}
+	disabled := 0
+	for _, id := range ids {
+		w, err := s.WebhookByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := int(id % 7)
+		if !w.LastDeliveryAt.Equal(t0.Add(time.Duration(id)*time.Second)) || w.ConsecutiveFailures != k {
+			t.Fatalf("webhook %d: lastDeliveryAt %v, consecutiveFailures %d", id, w.LastDeliveryAt, w.ConsecutiveFailures)
+		}
+		if k == 0 {
+			disabled++
+			if w.Status != store.WebhookDisabled || w.DisabledReason != fmt.Sprint("reason ", id) || w.Version != 2 {
+				t.Fatalf("webhook %d: %+v", id, w)
+			}
+		} else if w.Status != store.WebhookActive || w.Version != 1 {
+			t.Fatalf("webhook %d: %+v", id, w)
+		}
+	}
+	if len(changed) != disabled {
+		t.Fatalf("%d reported changed, %d disabled", len(changed), disabled)
+	}
+	// The alert state written comes back to the next update.
+	if _, err := s.UpdateHealth(ctx, ids, func(x *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		if st.Pending != int(x.ID%7) {
+			t.Errorf("webhook %d: pending %d", x.ID, st.Pending)
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
