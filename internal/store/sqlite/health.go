@@ -59,9 +59,8 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		changed = changed[:0]
 		type found struct {
-			w     store.Webhook
-			st    store.AlertState
-			state string // alert_state as stored
+			w  store.Webhook
+			st store.AlertState
 		}
 		byID := make(map[int64]found, len(ids))
 		const chunk = 500
