@@ -25,6 +25,10 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 	results := make([]store.Published, len(p.Events))
 	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		st := &s.stmts
+		accountStmt := tx.StmtContext(ctx, st.accountExists)
+		fanoutStmt := tx.StmtContext(ctx, st.fanout)
+		idemStmt := tx.StmtContext(ctx, st.idempotent)
+		forgetStmt := tx.StmtContext(ctx, st.forgetKey)
 		c := &s.cache
 		if c.nextDelivery == 0 {
 			if err := tx.StmtContext(ctx, st.nextDelivery).QueryRowContext(ctx).Scan(&c.nextDelivery); err != nil {
@@ -37,7 +41,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 			exists, seen := c.accounts[e.AccountID]
 			if !seen {
 				var one int
-				err := tx.StmtContext(ctx, st.accountExists).QueryRowContext(ctx, e.AccountID).Scan(&one)
+				err := accountStmt.QueryRowContext(ctx, e.AccountID).Scan(&one)
 				if err != nil && !errors.Is(err, sql.ErrNoRows) {
 					return fmt.Errorf("get account %d: %w", e.AccountID, err)
 				}
@@ -58,7 +62,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				var id, typ string
 				var n int
 				var created int64
-				err := tx.StmtContext(ctx, st.idempotent).QueryRowContext(ctx, e.AccountID, e.IdempotencyKey).Scan(&id, &typ, &n, &created)
+				err := idemStmt.QueryRowContext(ctx, e.AccountID, e.IdempotencyKey).Scan(&id, &typ, &n, &created)
 				switch {
 				case errors.Is(err, sql.ErrNoRows):
 				case err != nil:
@@ -68,7 +72,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 					continue
 				default:
 					// The earlier event is outside the window: its key no longer binds.
-					if _, err := tx.StmtContext(ctx, st.forgetKey).ExecContext(ctx, id); err != nil {
+					if _, err := forgetStmt.ExecContext(ctx, id); err != nil {
 						return fmt.Errorf("forget idempotency key: %w", err)
 					}
 				}
@@ -77,7 +81,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 			ts, ok := c.targets[fk]
 			if !ok {
 				var err error
-				if ts, err = fanout(ctx, tx.StmtContext(ctx, st.fanout), fk); err != nil {
+				if ts, err = fanout(ctx, fanoutStmt, fk); err != nil {
 					return err
 				}
 				c.targets[fk] = ts
@@ -147,8 +151,30 @@ func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) ([]target, error) 
 
 func (s *Store) EventBodies(ctx context.Context, ids []string) (map[string][]byte, error) {
 	bodies := make(map[string][]byte, len(ids))
+	err := queryIn(ctx, s.rdb, ids, func(marks string) string {
+		return `SELECT id, body FROM events WHERE id IN (` + marks + `)`
+	}, func(rows *sql.Rows) error {
+		var id string
+		var body []byte
+		if err := rows.Scan(&id, &body); err != nil {
+			return err
+		}
+		bodies[id] = body
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event bodies: %w", err)
+	}
+	return bodies, nil
+}
+
+// queryIn runs the query that in makes of a list of placeholders for ids, at most 500 ids at a
+// time, and calls scan for each row.
+func queryIn[T any](ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, ids []T, in func(marks string) string, scan func(*sql.Rows) error) error {
 	const chunk = 500
-	args := make([]any, 0, chunk)
+	args := make([]any, 0, min(len(ids), chunk))
 	for len(ids) > 0 {
 		n := min(len(ids), chunk)
 		args = args[:0]
@@ -156,26 +182,21 @@ func (s *Store) EventBodies(ctx context.Context, ids []string) (map[string][]byt
 			args = append(args, id)
 		}
 		ids = ids[n:]
-		rows, err := s.rdb.QueryContext(ctx, `SELECT id, body FROM events WHERE id IN (`+placeholders(n)+`)`, args...)
+		rows, err := q.QueryContext(ctx, in(placeholders(n)), args...)
 		if err != nil {
-			return nil, fmt.Errorf("event bodies: %w", err)
+			return err
 		}
 		for rows.Next() {
-			var id string
-			var body []byte
-			if err := rows.Scan(&id, &body); err != nil {
+			if err := scan(rows); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("event bodies: %w", err)
+				return err
 			}
-			bodies[id] = body
 		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, fmt.Errorf("event bodies: %w", err)
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
 		}
 	}
-	return bodies, nil
+	return nil
 }
 
 // placeholders returns "?, ?, …" with n marks.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,29 +62,19 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 			st store.AlertState
 		}
 		byID := make(map[int64]found, len(ids))
-		const chunk = 500
-		for rest := ids; len(rest) > 0; {
-			part := rest[:min(len(rest), chunk)]
-			rest = rest[len(part):]
-			args := make([]any, len(part))
-			for i, id := range part {
-				args[i] = id
+		err := queryIn(ctx, tx, ids, func(marks string) string {
+			return `SELECT ` + webhookColumns + `, alert_state FROM webhooks WHERE id IN (` + marks + `)`
+		}, func(rows *sql.Rows) error {
+			var f found
+			var err error
+			if f.w, f.st, err = scanWebhookState(rows, true); err != nil {
+				return err
 			}
-			rows, err := tx.QueryContext(ctx, `SELECT `+webhookColumns+`, alert_state FROM webhooks WHERE id IN (`+placeholders(len(part))+`)`, args...)
-			if err != nil {
-				return fmt.Errorf("get webhooks: %w", err)
-			}
-			for rows.Next() {
-				var f found
-				if f.w, f.st, err = scanWebhookState(rows, true); err != nil {
-					rows.Close()
-					return fmt.Errorf("get webhooks: %w", err)
-				}
-				byID[f.w.ID] = f
-			}
-			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-				return fmt.Errorf("get webhooks: %w", err)
-			}
+			byID[f.w.ID] = f
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("get webhooks: %w", err)
 		}
 		var healthArgs []any
 		for _, id := range ids {
