@@ -71,8 +71,7 @@ type result struct {
 // request is one signed POST to make.
 type request struct {
 	URL       string
-	Secret    string
-	Signer    *webhook.Signer // Secret's, when there is one to reuse
+	Signer    *webhook.Signer // of the webhook's secret
 	Body      []byte
 	EventID   string
 	EventType string
@@ -80,13 +79,9 @@ type request struct {
 	Attempt   int
 }
 
-// send makes one attempt within timeout, or within ctx's deadline when it has one already.
+// send makes one attempt; ctx carries its deadline, timeout from now, named in the error when it
+// passes.
 func send(ctx context.Context, rt http.RoundTripper, timeout time.Duration, r request) result {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
 	start := time.Now()
 	res := post(ctx, rt, r)
 	res.Duration = time.Since(start)
@@ -104,11 +99,7 @@ func post(ctx context.Context, rt http.RoundTripper, r request) result {
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{version.UserAgent()}
-	if r.Signer != nil {
-		h[webhook.SignatureHeader] = []string{r.Signer.Sign(r.Body)}
-	} else {
-		h[webhook.SignatureHeader] = []string{webhook.Sign(r.Secret, r.Body)}
-	}
+	h[webhook.SignatureHeader] = []string{r.Signer.Sign(r.Body)}
 	h[webhook.EventIDHeader] = []string{r.EventID}
 	h[webhook.EventTypeHeader] = []string{r.EventType}
 	h[webhook.WebhookIDHeader] = []string{strconv.FormatInt(r.WebhookID, 10)}

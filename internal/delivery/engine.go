@@ -640,7 +640,7 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, signer *
 	defer e.attempts.Done()
 	n := j.Attempts + 1
 	res := send(ctx, e.client, e.cfg.Timeout, request{
-		URL: w.URL, Secret: w.Secret, Signer: signer, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
+		URL: w.URL, Signer: signer, Body: j.body.b, EventID: j.EventID, EventType: j.Event, WebhookID: w.ID, Attempt: n,
 	})
 	if ctx.Err() == context.Canceled && res.StatusCode == 0 {
 		res.Error = "cancelled: webhook deleted or disabled"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/event"
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/webhook"
 )
 
 // TestResult is what a test send got.
@@ -68,10 +69,12 @@ func (e *Engine) Test(ctx context.Context, w store.Webhook) (TestResult, error) 
 		slot = &grant{id: id, used: 1}
 	}
 
-	res := send(ctx, e.client, e.cfg.Timeout, request{
-		URL: w.URL, Secret: w.Secret, Body: event.Sample(w.Event), EventID: "test_" + uuid.NewString(),
+	sendCtx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	res := send(sendCtx, e.client, e.cfg.Timeout, request{
+		URL: w.URL, Signer: webhook.NewSigner(w.Secret), Body: event.Sample(w.Event), EventID: "test_" + uuid.NewString(),
 		EventType: w.Event, WebhookID: w.ID, Attempt: 1,
 	})
+	cancel()
 
 	e.mu.Lock()
 	h.win.finish(e.mono())
