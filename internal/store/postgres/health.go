@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -13,54 +12,6 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/store"
 )
-
-// alertState is the stored (JSON) form of store.AlertState: times are milliseconds since the
-// epoch, 0 for the zero time, as the SQLite driver stores them.
-type alertState struct {
-	Alerting          bool     `json:"alerting,omitempty"`
-	LastAlertAt       int64    `json:"lastAlertAt,omitempty"`
-	Pending           int      `json:"pending,omitempty"`
-	PendingFirstAt    int64    `json:"pendingFirstAt,omitempty"`
-	PendingLastAt     int64    `json:"pendingLastAt,omitempty"`
-	PendingLastStatus int      `json:"pendingLastStatus,omitempty"`
-	PendingLastError  string   `json:"pendingLastError,omitempty"`
-	PendingEvents     []string `json:"pendingEvents,omitempty"`
-}
-
-func toMs(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMs(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
-func decodeAlertState(b []byte) (store.AlertState, error) {
-	var a alertState
-	if err := json.Unmarshal(b, &a); err != nil {
-		return store.AlertState{}, err
-	}
-	return store.AlertState{
-		Alerting: a.Alerting, LastAlertAt: fromMs(a.LastAlertAt), Pending: a.Pending,
-		PendingFirstAt: fromMs(a.PendingFirstAt), PendingLastAt: fromMs(a.PendingLastAt),
-		PendingLastStatus: a.PendingLastStatus, PendingLastError: a.PendingLastError, PendingEvents: a.PendingEvents,
-	}, nil
-}
-
-func encodeAlertState(st store.AlertState) []byte {
-	b, _ := json.Marshal(alertState{
-		Alerting: st.Alerting, LastAlertAt: toMs(st.LastAlertAt), Pending: st.Pending,
-		PendingFirstAt: toMs(st.PendingFirstAt), PendingLastAt: toMs(st.PendingLastAt),
-		PendingLastStatus: st.PendingLastStatus, PendingLastError: st.PendingLastError, PendingEvents: st.PendingEvents,
-	})
-	return b
-}
 
 // lockHealthSQL reads the webhooks and their alert states and locks them FOR NO KEY UPDATE, in
 // id order (rows are sorted before they are locked), so that two calls with overlapping webhooks
@@ -208,11 +159,11 @@ func (s *Store) updateHealth(ctx context.Context, sorted, ids []int64, update fu
 			continue // missing, or already done
 		}
 		l.done = true
-		st, err := decodeAlertState(l.state)
+		st, err := store.DecodeAlertState(l.state)
 		if err != nil {
 			return nil, fmt.Errorf("webhook %d: alert_state: %w", id, err)
 		}
-		before, beforeState := l.w, encodeAlertState(st)
+		before, beforeState := l.w, store.EncodeAlertState(st)
 		w := l.w
 		alerts, err := update(&w, &st)
 		if err != nil {
@@ -224,7 +175,7 @@ func (s *Store) updateHealth(ctx context.Context, sorted, ids []int64, update fu
 			w.Version++
 			changed = append(changed, w)
 		}
-		state := encodeAlertState(st)
+		state := store.EncodeAlertState(st)
 		if sameHealth(before, w) && bytes.Equal(state, beforeState) {
 			continue
 		}

@@ -10,46 +10,6 @@ import (
 	"github.com/hookrelay/hookrelay/internal/store"
 )
 
-// alertState is the stored (JSON) form of store.AlertState.
-type alertState struct {
-	Alerting          bool     `json:"alerting,omitempty"`
-	LastAlertAt       int64    `json:"lastAlertAt,omitempty"`
-	Pending           int      `json:"pending,omitempty"`
-	PendingFirstAt    int64    `json:"pendingFirstAt,omitempty"`
-	PendingLastAt     int64    `json:"pendingLastAt,omitempty"`
-	PendingLastStatus int      `json:"pendingLastStatus,omitempty"`
-	PendingLastError  string   `json:"pendingLastError,omitempty"`
-	PendingEvents     []string `json:"pendingEvents,omitempty"`
-}
-
-func decodeAlertState(s string, st *store.AlertState) error {
-	var a alertState
-	if err := json.Unmarshal([]byte(s), &a); err != nil {
-		return err
-	}
-	*st = store.AlertState{
-		Alerting: a.Alerting, LastAlertAt: fromMs(a.LastAlertAt), Pending: a.Pending,
-		PendingFirstAt: fromMs(a.PendingFirstAt), PendingLastAt: fromMs(a.PendingLastAt),
-		PendingLastStatus: a.PendingLastStatus, PendingLastError: a.PendingLastError, PendingEvents: a.PendingEvents,
-	}
-	return nil
-}
-
-func encodeAlertState(st store.AlertState) string {
-	msOrZero := func(t time.Time) int64 {
-		if t.IsZero() {
-			return 0
-		}
-		return ms(t)
-	}
-	b, _ := json.Marshal(alertState{
-		Alerting: st.Alerting, LastAlertAt: msOrZero(st.LastAlertAt), Pending: st.Pending,
-		PendingFirstAt: msOrZero(st.PendingFirstAt), PendingLastAt: msOrZero(st.PendingLastAt),
-		PendingLastStatus: st.PendingLastStatus, PendingLastError: st.PendingLastError, PendingEvents: st.PendingEvents,
-	})
-	return string(b)
-}
-
 // UpdateHealth reads the webhooks in chunks and writes their new state back with multi-row
 // statements: it runs every second for every webhook that had attempts, so with thousands of
 // webhooks one statement per webhook would take the writer from the deliveries.
@@ -96,7 +56,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				w.UpdatedAt = fromMs(ms(w.UpdatedAt))
 				changed = append(changed, w)
 			}
-			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), encodeAlertState(st), wait,
+			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(store.EncodeAlertState(st)), wait,
 				nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
 				w.FailingDeliveries, nullString(w.DisabledReason))
 			for _, a := range alerts {

@@ -43,7 +43,8 @@ func scanWebhookState(row interface{ Scan(...any) error }, withState bool) (stor
 	w.CreatedAt, w.UpdatedAt = fromMs(created), fromMs(updated)
 	w.LastDeliveryAt, w.LastSuccessAt, w.FailingSince = fromMs(lastDelivery.Int64), fromMs(lastSuccess.Int64), fromMs(failingSince.Int64)
 	if withState {
-		if err := decodeAlertState(state, &st); err != nil {
+		var err error
+		if st, err = store.DecodeAlertState([]byte(state)); err != nil {
 			return w, st, fmt.Errorf("webhook %d: alert_state: %w", w.ID, err)
 		}
 	}
