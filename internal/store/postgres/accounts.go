@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/internal/store"
 )
@@ -54,19 +55,31 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (store.Account, error)
 }
 
 func (s *Store) ListAccounts(ctx context.Context, p store.Page) ([]store.Account, int, error) {
+	return listPage(ctx, s.pool, "accounts", accountColumns, "", nil, p, scanAccount)
+}
+
+// listPage counts the rows of table that match where (a condition on args; empty for all of
+// them) and reads page p of them, newest first, in one round trip. table names them in errors.
+func listPage[T any](ctx context.Context, pool *pgxpool.Pool, table, columns, where string, args []any, p store.Page,
+	scan func(pgx.Row) (T, error)) ([]T, int, error) {
+	if where != "" {
+		where = " WHERE " + where
+	}
+	n := len(args)
 	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FROM accounts`)
-	b.Queue(`SELECT `+accountColumns+` FROM accounts ORDER BY id DESC LIMIT $1 OFFSET $2`, p.Size, p.Offset())
-	br := s.pool.SendBatch(ctx, b)
+	b.Queue(`SELECT count(*) FROM `+table+where, args...)
+	b.Queue(fmt.Sprintf(`SELECT %s FROM %s%s ORDER BY id DESC LIMIT $%d OFFSET $%d`, columns, table, where, n+1, n+2),
+		append(args[:n:n], p.Size, p.Offset())...)
+	br := pool.SendBatch(ctx, b)
 	defer br.Close()
 	var total int
 	if err := br.QueryRow().Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count accounts: %w", err)
+		return nil, 0, fmt.Errorf("count %s: %w", table, err)
 	}
 	rows, _ := br.Query()
-	list, err := collect(rows, scanAccount)
+	list, err := collect(rows, scan)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list accounts: %w", err)
+		return nil, 0, fmt.Errorf("list %s: %w", table, err)
 	}
 	return list, total, br.Close()
 }

@@ -261,23 +261,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 		where += ` AND status = $3`
 		args = append(args, f.Status)
 	}
-	n := len(args)
-	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FROM deliveries WHERE `+where, args...)
-	b.Queue(fmt.Sprintf(`SELECT `+deliveryColumns+` FROM deliveries WHERE `+where+` ORDER BY id DESC LIMIT $%d OFFSET $%d`, n+1, n+2),
-		append(args[:n:n], p.Size, p.Offset())...)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var total int
-	if err := br.QueryRow().Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count deliveries: %w", err)
-	}
-	rows, _ := br.Query()
-	list, err := collect(rows, scanDelivery)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list deliveries: %w", err)
-	}
-	return list, total, br.Close()
+	return listPage(ctx, s.pool, "deliveries", deliveryColumns, where, args, p, scanDelivery)
 }
 
 func (s *Store) retryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {

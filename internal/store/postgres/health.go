@@ -321,20 +321,5 @@ func (s *Store) FinishAlert(ctx context.Context, owner string, a store.Alert) er
 }
 
 func (s *Store) ListAlerts(ctx context.Context, accountID, webhookID int64, p store.Page) ([]store.Alert, int, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FROM alerts WHERE webhook_id = $1 AND account_id = $2`, webhookID, accountID)
-	b.Queue(`SELECT `+alertColumns+` FROM alerts WHERE webhook_id = $1 AND account_id = $2
-		ORDER BY id DESC LIMIT $3 OFFSET $4`, webhookID, accountID, p.Size, p.Offset())
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var total int
-	if err := br.QueryRow().Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count alerts: %w", err)
-	}
-	rows, _ := br.Query()
-	list, err := collect(rows, scanAlert)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list alerts: %w", err)
-	}
-	return list, total, br.Close()
+	return listPage(ctx, s.pool, "alerts", alertColumns, `webhook_id = $1 AND account_id = $2`, []any{webhookID, accountID}, p, scanAlert)
 }

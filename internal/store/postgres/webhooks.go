@@ -93,23 +93,7 @@ func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.Webho
 		where += ` AND event = $2`
 		args = append(args, f.Event)
 	}
-	n := len(args)
-	b := &pgx.Batch{}
-	b.Queue(`SELECT count(*) FROM webhooks WHERE `+where, args...)
-	b.Queue(fmt.Sprintf(`SELECT `+webhookColumns+` FROM webhooks WHERE `+where+` ORDER BY id DESC LIMIT $%d OFFSET $%d`, n+1, n+2),
-		append(args[:n:n], p.Size, p.Offset())...)
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	var total int
-	if err := br.QueryRow().Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count webhooks: %w", err)
-	}
-	rows, _ := br.Query()
-	list, err := collect(rows, scanWebhook)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list webhooks: %w", err)
-	}
-	return list, total, br.Close()
+	return listPage(ctx, s.pool, "webhooks", webhookColumns, where, args, p, scanWebhook)
 }
 
 // updateWebhook locks the webhook FOR NO KEY UPDATE, the FOR UPDATE that leaves the key alone:
