@@ -50,14 +50,8 @@ func alertView(a store.Alert) Alert {
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, c caller) {
-	id, ok := pathID(r, "id")
+	id, p, ok := webhookPage(w, r)
 	if !ok {
-		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
-		return
-	}
-	p, err := page(r)
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
 	if _, ok := s.webhookOf(w, r, c, id); !ok {

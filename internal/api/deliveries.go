@@ -77,15 +77,24 @@ func deliveryView(d store.Delivery) Delivery {
 	return v
 }
 
-func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, c caller) {
-	id, ok := pathID(r, "id")
-	if !ok {
+// webhookPage reads the webhook id of the path (404 when it is not one) and the page of the
+// query (400 when it is wrong) of a list under a webhook. On failure it has answered.
+func webhookPage(w http.ResponseWriter, r *http.Request) (id int64, p store.Page, ok bool) {
+	if id, ok = pathID(r, "id"); !ok {
 		writeError(w, r, http.StatusNotFound, webhookNotFound(r))
-		return
+		return 0, p, false
 	}
 	p, err := page(r)
 	if err != nil {
 		writeError(w, r, http.StatusBadRequest, err.Error())
+		return 0, p, false
+	}
+	return id, p, true
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request, c caller) {
+	id, p, ok := webhookPage(w, r)
+	if !ok {
 		return
 	}
 	var f store.DeliveryFilter
