@@ -3,15 +3,16 @@ package postgres_test
 import (
 	"testing"
 
+	"github.com/hookrelay/hookrelay/internal/store/postgres"
 	"github.com/hookrelay/hookrelay/internal/store/storetest"
 )
 
 // The same benchmarks as the SQLite driver's (storetest runs both), each in a fresh schema.
 
 func BenchmarkPublish(b *testing.B) {
-	storetest.BenchPublish(b, openStore(b, testURL(b), newSchema(b)))
+	storetest.BenchPublish(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
 }
 
 func BenchmarkClaimComplete(b *testing.B) {
-	storetest.BenchClaimComplete(b, openStore(b, testURL(b), newSchema(b)))
+	storetest.BenchClaimComplete(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
 }

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -20,49 +18,6 @@ import (
 	"github.com/hookrelay/hookrelay/internal/store/storetest"
 )
 
-// testURL is the database the tests run against. Without HOOKRELAY_TEST_POSTGRES_URL they
-// skip; with it, a database that cannot be reached fails them (CI sets it and must not pass by
-// skipping).
-func testURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("HOOKRELAY_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("HOOKRELAY_TEST_POSTGRES_URL is not set; set it (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable) to run the PostgreSQL tests")
-	}
-	return u
-}
-
-// newSchema names a fresh schema for one test and drops it, with everything in it, when the
-// test ends. Each test has its own, so tests run in parallel on one database.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	u := testURL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatalf("HOOKRELAY_TEST_POSTGRES_URL is set but the database cannot be reached: %v", err)
-	}
-	conn.Close(ctx)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "hookrelay_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, u)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return schema
-}
-
 func openStore(t testing.TB, u, schema string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(context.Background(), u, postgres.Options{Schema: schema, MaxConns: 8})
@@ -74,17 +29,17 @@ func openStore(t testing.TB, u, schema string) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	u := testURL(t)
+	u := postgres.DatabaseURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, u, newSchema(t))
+		return openStore(t, u, postgres.NewSchema(t))
 	})
 }
 
 // Migrate applies the migrations to the schema the URL's search_path names, once.
 func TestMigrate(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	schema := newSchema(t)
+	u := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
@@ -119,8 +74,8 @@ func TestMigrate(t *testing.T) {
 // the session lock, the others wait and find nothing left to do.
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	schema := newSchema(t)
+	u := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t)
 	const nodes = 3
 	stores := make([]*postgres.Store, nodes)
 	errs := make([]error, nodes)
@@ -172,8 +127,8 @@ func TestConcurrentMigrations(t *testing.T) {
 // the other sees the first as a duplicate, and only the first event has deliveries.
 func TestConcurrentIdempotentPublish(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	schema := newSchema(t)
+	u := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t)
 	s1 := openStore(t, u, schema)
 	s2 := openStore(t, u, schema)
 	ctx := context.Background()
@@ -258,8 +213,8 @@ func TestConcurrentIdempotentPublish(t *testing.T) {
 // delivery of the webhook is left, whichever committed first.
 func TestDeleteWebhookDuringPublish(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	schema := newSchema(t)
+	u := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t)
 	s1 := openStore(t, u, schema)
 	s2 := openStore(t, u, schema)
 	ctx := context.Background()
@@ -325,8 +280,8 @@ func TestOpenUnreachable(t *testing.T) {
 // are accepted and never served, as behind a dead route.
 func TestPingFailsFast(t *testing.T) {
 	t.Parallel()
-	u := testURL(t)
-	schema := newSchema(t)
+	u := postgres.DatabaseURL(t)
+	schema := postgres.NewSchema(t)
 	parsed, err := url.Parse(u)
 	if err != nil {
 		t.Fatal(err)

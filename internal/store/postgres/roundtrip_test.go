@@ -2,10 +2,7 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,25 +43,9 @@ func (r *roundTrips) count(fn func()) (queries, batches int64) {
 // prepared) in a fresh schema, with a tracer counting its round trips.
 func tracedStore(t *testing.T) (*Store, *roundTrips) {
 	t.Helper()
-	u := os.Getenv("HOOKRELAY_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("HOOKRELAY_TEST_POSTGRES_URL is not set")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "hookrelay_test_" + hex.EncodeToString(b[:])
+	u := DatabaseURL(t)
+	schema := NewSchema(t)
 	ctx := context.Background()
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, u)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
 	cfg, err := poolConfig(u, Options{Schema: schema, MaxConns: 1, MinConns: 1})
 	if err != nil {
 		t.Fatal(err)
