@@ -13,6 +13,10 @@ func BenchmarkPublish(b *testing.B) {
 	storetest.BenchPublish(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
 }
 
+func BenchmarkPublishLeased(b *testing.B) {
+	storetest.BenchPublishLeased(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
+}
+
 func BenchmarkClaimComplete(b *testing.B) {
 	storetest.BenchClaimComplete(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
 }

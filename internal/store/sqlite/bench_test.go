@@ -22,4 +22,6 @@ func openBench(b *testing.B) *sqlite.Store {
 
 func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openBench(b)) }
 
+func BenchmarkPublishLeased(b *testing.B) { storetest.BenchPublishLeased(b, openBench(b)) }
+
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openBench(b)) }

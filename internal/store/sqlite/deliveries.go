@@ -55,8 +55,8 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, er
 
 func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 	return s.writeKeeping(ctx, func(tx *sql.Tx) error {
-		completeArgs := make([]any, 0, 8*len(outcomes))
-		var attemptArgs []any
+		var completeArgs, succeededArgs, attemptArgs []any
+		var owner string // of the outcomes in succeededArgs
 		seen := make(map[int64]bool, len(outcomes))
 		for _, o := range outcomes {
 			var attempted int
@@ -74,6 +74,13 @@ func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 				continue
 			}
 			seen[o.DeliveryID] = true
+			// Most outcomes are a success of the engine's: they take the statement that binds
+			// three values each, not eight.
+			if o.Status == store.StatusSucceeded && attempted == 1 && errText == nil && (owner == "" || o.Owner == owner) {
+				owner = o.Owner
+				succeededArgs = append(succeededArgs, o.DeliveryID, code, ms(o.At))
+				continue
+			}
 			var next, completed any
 			if o.Status == store.StatusPending {
 				next = ms(o.NextAttemptAt)
@@ -82,10 +89,13 @@ func (s *Store) Complete(ctx context.Context, outcomes []store.Outcome) error {
 			}
 			completeArgs = append(completeArgs, o.DeliveryID, o.Owner, o.Status, attempted, code, errText, next, completed)
 		}
-		if err := s.stmts.insertAttempts.run(ctx, tx, attemptArgs); err != nil {
+		if err := s.stmts.insertAttempts.run(ctx, tx, nil, attemptArgs); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
-		if err := s.stmts.complete.run(ctx, tx, completeArgs); err != nil {
+		if err := s.stmts.completeSucceeded.run(ctx, tx, []any{owner}, succeededArgs); err != nil {
+			return fmt.Errorf("complete deliveries: %w", err)
+		}
+		if err := s.stmts.complete.run(ctx, tx, nil, completeArgs); err != nil {
 			return fmt.Errorf("complete deliveries: %w", err)
 		}
 		return nil

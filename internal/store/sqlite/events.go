@@ -35,7 +35,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				return fmt.Errorf("read the next delivery id: %w", err)
 			}
 		}
-		var eventArgs, deliveryArgs []any
+		var eventArgs, pending, cancelled []any
 		for i, e := range p.Events {
 			results[i] = store.Published{EventID: e.ID, Type: e.Type}
 			exists, seen := c.accounts[e.AccountID]
@@ -93,21 +93,28 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				c.nextDelivery++
 				switch {
 				case t.status != store.WebhookActive:
-					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusCancelled, "webhook disabled", nil, nil, now, now)
+					cancelled = append(cancelled, id, e.AccountID, t.id, e.ID, e.Type, now, now)
 				case p.Owner != "":
-					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, ms(p.LeaseUntil), p.Owner, now, nil)
+					pending = append(pending, id, e.AccountID, t.id, e.ID, e.Type, now)
 					results[i].Jobs = append(results[i].Jobs, store.Job{DeliveryID: id, AccountID: e.AccountID, WebhookID: t.id,
 						WebhookVersion: t.version, EventID: e.ID, Event: e.Type, CreatedAt: fromMs(now)})
 				default:
-					deliveryArgs = append(deliveryArgs, id, e.AccountID, t.id, e.ID, e.Type, store.StatusPending, nil, now, nil, now, nil)
+					pending = append(pending, id, e.AccountID, t.id, e.ID, e.Type, now, now)
 				}
 			}
 			results[i].Deliveries = len(ts)
 		}
-		if err := st.insertEvents.run(ctx, tx, eventArgs); err != nil {
+		if err := st.insertEvents.run(ctx, tx, nil, eventArgs); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
-		if err := st.insertDeliveries.run(ctx, tx, deliveryArgs); err != nil {
+		insert, shared := &st.insertPending, []any(nil)
+		if p.Owner != "" {
+			insert, shared = &st.insertLeased, []any{p.Owner, ms(p.LeaseUntil)}
+		}
+		if err := insert.run(ctx, tx, shared, pending); err != nil {
+			return fmt.Errorf("insert deliveries: %w", err)
+		}
+		if err := st.insertCancelled.run(ctx, tx, nil, cancelled); err != nil {
 			return fmt.Errorf("insert deliveries: %w", err)
 		}
 		return nil

@@ -70,7 +70,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				}
 			}
 		}
-		if err := s.stmts.health.run(ctx, tx, healthArgs); err != nil {
+		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {
 			return fmt.Errorf("update health: %w", err)
 		}
 		return nil

@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/hookrelay/hookrelay/internal/store"
 )
 
 // statements are the queries on the hot paths (publish, claim, complete), prepared once.
@@ -20,11 +23,15 @@ type statements struct {
 	webhookVersion *sql.Stmt
 	nextDelivery   *sql.Stmt
 
-	insertEvents     multiRow
-	insertDeliveries multiRow
-	complete         multiRow
-	insertAttempts   multiRow
-	health           multiRow
+	insertEvents    multiRow
+	insertLeased    multiRow // pending deliveries leased to the engine as they are stored
+	insertPending   multiRow // pending deliveries, not leased
+	insertCancelled multiRow // deliveries to a disabled webhook
+	complete        multiRow
+	// completeSucceeded is complete for successful attempts under one owner (?1).
+	completeSucceeded multiRow
+	insertAttempts    multiRow
+	health            multiRow
 }
 
 // chunks are the row counts multi-row statements are prepared for: a batch of n rows runs as
@@ -32,14 +39,23 @@ type statements struct {
 // (each statement crosses from Go into SQLite and back, which costs more than a row).
 var chunks = []int{64, 8, 1}
 
-// multiRow is one statement prepared for each size in chunks.
+// multiRow is one statement prepared for each size in chunks. Its rows may share leading
+// parameters (?1 … ?shared), bound once per statement: every value bound is converted by
+// database/sql and copied into SQLite, which in a publish costs more than the rows' own work.
 type multiRow struct {
-	cols  int
-	stmts []*sql.Stmt // by index in chunks
+	shared int
+	cols   int         // parameters of each row's own
+	stmts  []*sql.Stmt // by index in chunks
+	buf    []any       // the shared values and a chunk's rows; the writer goroutine's only
 }
 
-// run executes the statement for rows (len(args) = rows × cols) in chunks.
-func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any) error {
+// run executes the statement for rows (len(args) = rows × cols) in chunks, with shared giving
+// the parameters the rows share.
+func (m *multiRow) run(ctx context.Context, tx *sql.Tx, shared, args []any) error {
+	if len(shared) != m.shared {
+		return fmt.Errorf("multi-row statement: %d shared values for %d parameters", len(shared), m.shared)
+	}
+	defer clear(m.buf) // hold no values past the call
 	for len(args) > 0 {
 		rows := len(args) / m.cols
 		i := 0
@@ -47,7 +63,12 @@ func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any) error {
 			i++
 		}
 		n := chunks[i] * m.cols
-		if _, err := tx.StmtContext(ctx, m.stmts[i]).ExecContext(ctx, args[:n]...); err != nil {
+		call := args[:n]
+		if m.shared > 0 {
+			m.buf = append(append(m.buf[:0], shared...), call...)
+			call = m.buf
+		}
+		if _, err := tx.StmtContext(ctx, m.stmts[i]).ExecContext(ctx, call...); err != nil {
 			return err
 		}
 		args = args[n:]
@@ -55,11 +76,38 @@ func (m *multiRow) run(ctx context.Context, tx *sql.Tx, args []any) error {
 	return nil
 }
 
-// values is "(?, ?, …), (?, ?, …), …" for rows rows of cols columns.
-func values(rows, cols int) string {
-	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+// values is rows copies of row, comma-separated.
+func values(rows int, row string) string {
 	return strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ")
 }
+
+// rowShape counts a row template's parameters: shared is the highest numbered one (?1 … ?N),
+// cols the anonymous ones (?). SQLite numbers an anonymous parameter one past the highest
+// number used so far, so the numbered ones must come first for the rows' own to follow them.
+func rowShape(row string) (shared, cols int, err error) {
+	for i := 0; i < len(row); i++ {
+		if row[i] != '?' {
+			continue
+		}
+		j := i + 1
+		for j < len(row) && row[j] >= '0' && row[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			cols++
+			continue
+		}
+		if cols > 0 {
+			return 0, 0, fmt.Errorf("row %q: numbered parameter after an anonymous one", row)
+		}
+		n, _ := strconv.Atoi(row[i+1 : j])
+		shared = max(shared, n)
+	}
+	return shared, cols, nil
+}
+
+// params is "(?, ?, …)" with n marks.
+func params(n int) string { return "(" + placeholders(n) + ")" }
 
 func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 	prep := func(dst **sql.Stmt, query string) error {
@@ -71,11 +119,14 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 		st.all = append(st.all, s)
 		return nil
 	}
-	multi := func(m *multiRow, cols int, query func(values string) string) error {
-		m.cols = cols
+	multi := func(m *multiRow, row string, query func(values string) string) error {
+		var err error
+		if m.shared, m.cols, err = rowShape(row); err != nil {
+			return err
+		}
 		m.stmts = make([]*sql.Stmt, len(chunks))
 		for i, n := range chunks {
-			if err := prep(&m.stmts[i], query(values(n, cols))); err != nil {
+			if err := prep(&m.stmts[i], query(values(n, row))); err != nil {
 				return err
 			}
 		}
@@ -94,16 +145,25 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 		prep(&st.nextDelivery, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0),
 			coalesce((SELECT max(id) FROM deliveries), 0)) + 1`),
 		prep(&st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
-		multi(&st.insertEvents, 8, func(v string) string {
+		multi(&st.insertEvents, params(8), func(v string) string {
 			return `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, live, created_at) VALUES ` + v
 		}),
-		multi(&st.insertDeliveries, 11, func(v string) string {
-			return `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event, status, last_error,
-				next_attempt_at, lease_owner, created_at, completed_at) VALUES ` + v
+		// The owner (?1) and the lease's end (?2) are the same for every row.
+		multi(&st.insertLeased, `(?1, ?2, ?, ?, ?, ?, ?, ?, '`+store.StatusPending+`')`, func(v string) string {
+			return `INSERT INTO deliveries (lease_owner, next_attempt_at, id, account_id, webhook_id, event_id, event, created_at,
+				status) VALUES ` + v
+		}),
+		multi(&st.insertPending, `(?, ?, ?, ?, ?, ?, ?, '`+store.StatusPending+`')`, func(v string) string {
+			return `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event, created_at, next_attempt_at, status)
+				VALUES ` + v
+		}),
+		multi(&st.insertCancelled, `(?, ?, ?, ?, ?, ?, ?, '`+store.StatusCancelled+`', 'webhook disabled')`, func(v string) string {
+			return `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event, created_at, completed_at, status,
+				last_error) VALUES ` + v
 		}),
 		// An outcome with an attempt (attempted = 1) replaces the last status code and error;
 		// one without keeps them unless it brings its own error. Applied only under its lease.
-		multi(&st.complete, 8, func(v string) string {
+		multi(&st.complete, params(8), func(v string) string {
 			return `UPDATE deliveries SET status = o.status, attempts = attempts + o.attempted,
 				last_status_code = CASE WHEN o.attempted = 1 THEN o.code ELSE last_status_code END,
 				last_error = CASE WHEN o.attempted = 1 OR o.err IS NOT NULL THEN o.err ELSE last_error END,
@@ -112,7 +172,14 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 					column6 AS err, column7 AS next, column8 AS completed FROM (VALUES ` + v + `)) AS o
 				WHERE deliveries.id = o.id AND deliveries.lease_owner = o.owner`
 		}),
-		multi(&st.health, 12, func(v string) string {
+		multi(&st.completeSucceeded, `(?1, ?, ?, ?)`, func(v string) string {
+			return `UPDATE deliveries SET status = '` + store.StatusSucceeded + `', attempts = attempts + 1,
+				last_status_code = o.code, last_error = NULL, next_attempt_at = NULL, completed_at = o.completed,
+				lease_owner = NULL
+				FROM (SELECT column1 AS owner, column2 AS id, column3 AS code, column4 AS completed FROM (VALUES ` + v + `)) AS o
+				WHERE deliveries.id = o.id AND deliveries.lease_owner = o.owner`
+		}),
+		multi(&st.health, params(12), func(v string) string {
 			return `UPDATE webhooks SET status = h.status, version = h.version, updated_at = h.updated, alert_state = h.state,
 				alert_wait_from = h.wait, last_delivery_at = h.delivery, last_success_at = h.success,
 				consecutive_failures = h.failures, failing_since = h.since, failing_deliveries = h.failing,
@@ -122,7 +189,7 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 					column11 AS failing, column12 AS reason FROM (VALUES ` + v + `)) AS h
 				WHERE webhooks.id = h.id`
 		}),
-		multi(&st.insertAttempts, 7, func(v string) string {
+		multi(&st.insertAttempts, params(7), func(v string) string {
 			return `INSERT INTO attempts (delivery_id, attempt, at, status_code, duration_ms, error, response_body) VALUES ` + v
 		}),
 	)

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 		{"PublishIdempotency", testPublishIdempotency},
 		{"PublishUnknownAccount", testPublishUnknownAccount},
 		{"PublishLeased", testPublishLeased},
+		{"PublishLeasedMany", testPublishLeasedMany},
 		{"PublishSeesChanges", testPublishSeesChanges},
 		{"ClaimLease", testClaimLease},
 		{"ClaimConcurrent", testClaimConcurrent},
@@ -720,6 +721,30 @@ func testCompleteFenced(t *testing.T, s store.Store) {
 	if len(attempts) != 2 {
 		t.Fatalf("attempt log has %d entries, want both requests logged", len(attempts))
 	}
+
+	// Nor does a stale success finish a delivery another node holds now, also in a call whose
+	// other outcome applies.
+	publish(t, s, newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0))
+	lost := claim(t, s, "dead-node", late, 2)
+	held := claim(t, s, "live-node", late.Add(2*time.Minute), 2)
+	if len(lost) != 2 || len(held) != 2 {
+		t.Fatalf("claims = %+v, %+v", lost, held)
+	}
+	done := late.Add(2 * time.Minute)
+	if err := s.Complete(ctx, []store.Outcome{
+		{DeliveryID: held[0].DeliveryID, Owner: "dead-node", Status: store.StatusSucceeded, At: done,
+			Attempt: &store.Attempt{Attempt: 1, At: done, StatusCode: 200}},
+		{DeliveryID: held[1].DeliveryID, Owner: "live-node", Status: store.StatusSucceeded, At: done,
+			Attempt: &store.Attempt{Attempt: 1, At: done, StatusCode: 200}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := must2attempts(t, s, a.ID, held[0].DeliveryID); d.Status != store.StatusPending || d.Attempts != 0 {
+		t.Fatalf("a stale success finished a delivery held by another node: %+v", d)
+	}
+	if d, _ := must2attempts(t, s, a.ID, held[1].DeliveryID); d.Status != store.StatusSucceeded || d.Attempts != 1 {
+		t.Fatalf("the holder's success beside a stale one: %+v", d)
+	}
 }
 
 func testRelease(t *testing.T, s store.Store) {
@@ -1225,14 +1250,20 @@ func must2first[T any](v T, _ int, err error) T {
 	return v
 }
 
+// twoAndDisabled creates an account with two active webhooks for message-send and a disabled
+// one.
+func twoAndDisabled(t *testing.T, s store.Store, email string) (a store.Account, w1, w2, off store.Webhook) {
+	a = createAccount(t, s, email)
+	w1 = createWebhook(t, s, a.ID, "message-send")
+	w2 = createWebhook(t, s, a.ID, "message-send")
+	off = webhookFor(a.ID, "message-send")
+	off.Status = store.WebhookDisabled
+	return a, w1, w2, must(s.CreateWebhook(context.Background(), off))
+}
+
 func testPublishLeased(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	a := createAccount(t, s, "leased@acme.test")
-	w1 := createWebhook(t, s, a.ID, "message-send")
-	w2 := createWebhook(t, s, a.ID, "message-send")
-	off := webhookFor(a.ID, "message-send")
-	off.Status = store.WebhookDisabled
-	must(s.CreateWebhook(ctx, off))
+	a, w1, w2, _ := twoAndDisabled(t, s, "leased@acme.test")
 	e1, e2 := newEvent(a.ID, "message-send", t0), newEvent(a.ID, "message-send", t0)
 	e2.IdempotencyKey = "k"
 	again := newEvent(a.ID, "message-send", t0)
@@ -1277,6 +1308,92 @@ func testPublishLeased(t *testing.T, s store.Store) {
 	// …and the others come back when the lease ends.
 	if jobs := claim(t, s, "other", t0.Add(61*time.Second), 10); len(jobs) != 3 {
 		t.Fatalf("after the lease claimed %d, want the 3 not finished", len(jobs))
+	}
+}
+
+// testPublishLeasedMany publishes more deliveries in one call than a driver may write in one
+// statement, leased and not, and checks that each is stored as its own: drivers write rows in
+// chunks and may bind what the rows share once.
+func testPublishLeasedMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, w1, w2, w3 := twoAndDisabled(t, s, "many@acme.test")
+	const n = 75 // × 2 active webhooks: 150 rows, more than one chunk of any size
+	leased := make([]store.NewEvent, n)
+	free := make([]store.NewEvent, n)
+	for i := range n {
+		leased[i] = newEvent(a.ID, "message-send", t0.Add(time.Duration(i)*time.Millisecond))
+		free[i] = newEvent(a.ID, "message-send", t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	want := map[int64]store.Job{}
+	for _, p := range []store.PublishParams{
+		{Events: leased, IdempotencySince: t0.Add(-time.Hour), Owner: "me", LeaseUntil: t0.Add(time.Hour)},
+		{Events: free, IdempotencySince: t0.Add(-time.Hour)},
+	} {
+		res, err := s.Publish(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if r.Err != nil || r.Deliveries != 3 {
+				t.Fatalf("publish %d = %+v", i, r)
+			}
+			if p.Owner == "" {
+				continue
+			}
+			if len(r.Jobs) != 2 {
+				t.Fatalf("publish %d: %d jobs, want 2", i, len(r.Jobs))
+			}
+			for _, j := range r.Jobs {
+				want[j.DeliveryID] = j
+			}
+		}
+	}
+	// The unleased ones are due at once, each as published.
+	jobs := claim(t, s, "other", t0.Add(time.Second), 1000)
+	if len(jobs) != 2*n {
+		t.Fatalf("claimed %d unleased deliveries, want %d", len(jobs), 2*n)
+	}
+	byEvent := map[string]store.NewEvent{}
+	for _, e := range append(leased, free...) {
+		byEvent[e.ID] = e
+	}
+	for _, j := range jobs {
+		e, ok := byEvent[j.EventID]
+		if !ok || j.AccountID != a.ID || j.Event != "message-send" || !j.CreatedAt.Equal(e.CreatedAt) || j.Attempts != 0 ||
+			(j.WebhookID != w1.ID && j.WebhookID != w2.ID) {
+			t.Fatalf("claimed %+v for event %+v", j, e)
+		}
+		if _, dup := want[j.DeliveryID]; dup {
+			t.Fatalf("claimed delivery %d, which is leased", j.DeliveryID)
+		}
+	}
+	done := make([]store.Outcome, len(jobs))
+	for i, j := range jobs {
+		done[i] = store.Outcome{DeliveryID: j.DeliveryID, Owner: "other", Status: store.StatusSucceeded, At: t0.Add(time.Second),
+			Attempt: &store.Attempt{Attempt: 1, At: t0.Add(time.Second), StatusCode: 200}}
+	}
+	if err := s.Complete(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	// The leased ones come back, unchanged, when their lease ends.
+	jobs = claim(t, s, "other", t0.Add(time.Hour+time.Second), 1000)
+	if len(jobs) != 2*n {
+		t.Fatalf("claimed %d deliveries after the lease, want %d", len(jobs), 2*n)
+	}
+	for _, j := range jobs {
+		w, ok := want[j.DeliveryID]
+		if !ok {
+			t.Fatalf("claimed delivery %d, not one of the leased", j.DeliveryID)
+		}
+		w.WebhookVersion, j.WebhookVersion = 0, 0
+		if j != w {
+			t.Fatalf("after the lease claimed %+v, published %+v", j, w)
+		}
+		delete(want, j.DeliveryID)
+	}
+	list, total := must2(s.ListDeliveries(ctx, a.ID, w3.ID, store.DeliveryFilter{}, store.Page{Size: 1}))
+	if total != 2*n || list[0].Status != store.StatusCancelled || list[0].LastError == "" || list[0].CompletedAt.IsZero() {
+		t.Fatalf("disabled webhook: %d deliveries, newest %+v", total, list)
 	}
 }
 
