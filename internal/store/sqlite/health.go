@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
@@ -12,25 +13,31 @@ import (
 
 // UpdateHealth reads the webhooks in chunks and writes their new state back with multi-row
 // statements: it runs every second for every webhook that had attempts, so with thousands of
-// webhooks one statement per webhook would take the writer from the deliveries.
+// webhooks one statement per webhook would take the writer from the deliveries. It keeps the
+// writer's cache unless a webhook's status changes (the cache holds statuses), and reads only
+// the webhooks the cache does not hold as it last wrote them.
 func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
 	var changed []store.Webhook
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		changed = changed[:0]
-		type found struct {
-			w  store.Webhook
-			st store.AlertState
+		byID := make(map[int64]healthRow, len(ids))
+		var unknown []int64
+		for _, id := range ids {
+			if h, ok := s.cache.health[id]; ok {
+				byID[id] = h.clone()
+			} else {
+				unknown = append(unknown, id)
+			}
 		}
-		byID := make(map[int64]found, len(ids))
-		err := queryIn(ctx, tx, ids, func(marks string) string {
+		err := queryIn(ctx, tx, unknown, func(marks string) string {
 			return `SELECT ` + webhookColumns + `, alert_state FROM webhooks WHERE id IN (` + marks + `)`
 		}, func(rows *sql.Rows) error {
-			var f found
+			var h healthRow
 			var err error
-			if f.w, f.st, err = scanWebhookState(rows, true); err != nil {
+			if h.w, h.st, err = scanWebhookState(rows, true); err != nil {
 				return err
 			}
-			byID[f.w.ID] = f
+			byID[h.w.ID] = h
 			return nil
 		})
 		if err != nil {
@@ -55,10 +62,15 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				w.Version++
 				w.UpdatedAt = fromMs(ms(w.UpdatedAt))
 				changed = append(changed, w)
+				s.cache.reset() // publishes after this one read the new status
 			}
-			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(store.EncodeAlertState(st)), wait,
+			state := store.EncodeAlertState(st)
+			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(state), wait,
 				nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
 				w.FailingDeliveries, nullString(w.DisabledReason))
+			if s.cache.health[id], err = stored(before, w, state); err != nil {
+				return err
+			}
 			for _, a := range alerts {
 				if err := insertAlert(ctx, tx, a); err != nil {
 					return err
@@ -79,6 +91,44 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 		return nil, err
 	}
 	return changed, nil
+}
+
+// healthRow is a webhook and its alert state as stored.
+type healthRow struct {
+	w  store.Webhook
+	st store.AlertState
+}
+
+// stored is the webhook as reading it back after the health statement would give: before with
+// the columns the statement writes taken from w (times to the millisecond, in UTC), and the
+// alert state decoded from what was written.
+func stored(before, w store.Webhook, state []byte) (healthRow, error) {
+	h := healthRow{w: before}
+	h.w.Status, h.w.Version, h.w.UpdatedAt, h.w.DisabledReason = w.Status, w.Version, fromMs(ms(w.UpdatedAt)), w.DisabledReason
+	h.w.LastDeliveryAt, h.w.LastSuccessAt, h.w.FailingSince = fromNullMs(w.LastDeliveryAt), fromNullMs(w.LastSuccessAt), fromNullMs(w.FailingSince)
+	h.w.ConsecutiveFailures, h.w.FailingDeliveries = w.ConsecutiveFailures, w.FailingDeliveries
+	if string(state) != "{}" { // the state of a webhook that never failed decodes to the zero value
+		var err error
+		if h.st, err = store.DecodeAlertState(state); err != nil {
+			return h, fmt.Errorf("webhook %d: alert_state: %w", w.ID, err)
+		}
+	}
+	return h.clone(), nil
+}
+
+// clone copies the slices, which update may change in place.
+func (h healthRow) clone() healthRow {
+	h.w.SkipErrorCodes = slices.Clone(h.w.SkipErrorCodes)
+	h.st.PendingEvents = slices.Clone(h.st.PendingEvents)
+	return h
+}
+
+// fromNullMs is t as nullMs stores it and fromMs reads it back.
+func fromNullMs(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return fromMs(ms(t))
 }
 
 func insertAlert(ctx context.Context, tx *sql.Tx, a store.Alert) error {
@@ -145,7 +195,7 @@ func scanAlert(row interface{ Scan(...any) error }) (store.Alert, error) {
 
 func (s *Store) ClaimAlerts(ctx context.Context, owner string, now time.Time, limit int, leaseUntil time.Time) ([]store.Alert, error) {
 	var alerts []store.Alert
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		alerts = alerts[:0]
 		rows, err := tx.QueryContext(ctx, `UPDATE alerts SET next_try_at = ?, lease_owner = ? WHERE id IN (
 			SELECT id FROM alerts WHERE state = 'pending' AND next_try_at <= ? ORDER BY next_try_at LIMIT ?)
@@ -167,7 +217,7 @@ func (s *Store) ClaimAlerts(ctx context.Context, owner string, now time.Time, li
 }
 
 func (s *Store) FinishAlert(ctx context.Context, owner string, a store.Alert) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		var next any
 		if a.State == store.AlertPending {
 			next = ms(a.NextTryAt)

@@ -56,11 +56,14 @@ type Store struct {
 }
 
 // writerCache holds what Publish reads of accounts and webhooks, and the next delivery id.
-// Every write that may change accounts or webhooks empties it (see op.keepsCache), as does a
-// failed commit, so it never holds what the database does not.
+// Every write that may change what it holds empties it (see op.keepsCache), as do a failed
+// write and a failed commit, so it never holds what the database does not.
 type writerCache struct {
 	accounts map[int64]bool         // account id → exists
 	targets  map[fanoutKey][]target // the webhooks an event of that account and type goes to
+	// health holds webhooks as UpdateHealth last read or wrote them, so that the flush every
+	// second reads only the ones it has not seen.
+	health map[int64]healthRow
 	// nextDelivery is the id the next delivery gets (0 = not read yet). The writer assigns ids
 	// itself, so that inserting deliveries needs no RETURNING; the process holds the data
 	// directory's lock, so no one else inserts. It only grows: ids of a rolled-back insert are
@@ -71,13 +74,15 @@ type writerCache struct {
 func (c *writerCache) reset() {
 	clear(c.accounts)
 	clear(c.targets)
+	clear(c.health)
 }
 
 type op struct {
 	ctx context.Context
 	fn  func(tx *sql.Tx) error
 	err chan error
-	// keepsCache says fn changes neither accounts nor webhooks.
+	// keepsCache says fn changes no account and no webhook's status, or resets the cache
+	// itself when it does (it runs on the writer goroutine, which owns the cache).
 	keepsCache bool
 }
 
@@ -141,7 +146,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		ops:    make(chan *op, maxBatch),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
-		cache:  writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey][]target{}},
+		cache:  writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey][]target{}, health: map[int64]healthRow{}},
 	}
 	if err := s.stmts.prepare(ctx, wdb); err != nil {
 		s.wdb.Close()
@@ -208,8 +213,8 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.queue(ctx, &op{ctx: ctx, fn: fn, err: make(chan error, 1)})
 }
 
-// writeKeeping is write for an fn that changes neither accounts nor webhooks: the writer's
-// cache of them survives it.
+// writeKeeping is write for an fn that changes no account and no webhook's status (or empties
+// the cache itself when it does): the writer's cache survives it.
 func (s *Store) writeKeeping(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.queue(ctx, &op{ctx: ctx, fn: fn, err: make(chan error, 1), keepsCache: true})
 }
@@ -287,6 +292,7 @@ func (s *Store) commit(batch []*op) {
 			continue
 		}
 		if errs[i] = o.fn(tx); errs[i] != nil {
+			s.cache.reset() // the failed op may have changed it
 			if _, err := tx.Exec("ROLLBACK TO op"); err != nil {
 				errs[i] = errors.Join(errs[i], fmt.Errorf("rollback to savepoint: %w", err))
 			}
@@ -297,6 +303,7 @@ func (s *Store) commit(batch []*op) {
 	}
 	if single && errs[0] != nil {
 		tx.Rollback()
+		s.cache.reset() // the failed op may have changed it
 		batch[0].err <- errs[0]
 		return
 	}

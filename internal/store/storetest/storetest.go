@@ -1450,6 +1450,26 @@ func testPublishSeesChanges(t *testing.T, s store.Store) {
 	if r := leased(newEvent(a.ID, "message-send", t0)); r.Deliveries != 2 || !slices.Equal(hooks(r), []int64{w1.ID}) {
 		t.Fatalf("after a webhook was disabled: %d deliveries, jobs %+v", r.Deliveries, r.Jobs)
 	}
+	// A health update that leaves the status alone changes nothing a publish goes by; one that
+	// disables the webhook, as alerting does when it keeps failing, does.
+	health := func(f func(*store.Webhook)) {
+		t.Helper()
+		if _, err := s.UpdateHealth(ctx, []int64{w1.ID}, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+			f(w)
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	health(func(w *store.Webhook) { w.LastDeliveryAt, w.LastSuccessAt = t0, t0 })
+	r = leased(newEvent(a.ID, "message-send", t0))
+	if r.Deliveries != 2 || !slices.Equal(hooks(r), []int64{w1.ID}) || r.Jobs[0].WebhookVersion != upd.Version {
+		t.Fatalf("after a health update: %d deliveries, jobs %+v (version %d)", r.Deliveries, r.Jobs, upd.Version)
+	}
+	health(func(w *store.Webhook) { w.Status, w.DisabledReason = store.WebhookDisabled, "failing" })
+	if r := leased(newEvent(a.ID, "message-send", t0)); r.Deliveries != 2 || len(r.Jobs) != 0 {
+		t.Fatalf("after health disabled the webhook: %d deliveries, jobs %+v", r.Deliveries, r.Jobs)
+	}
 	if err := s.DeleteWebhook(ctx, a.ID, w1.ID, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -1472,7 +1492,7 @@ func testPublishSeesChanges(t *testing.T, s store.Store) {
 
 	// Delivery ids never repeat.
 	slices.Sort(ids)
-	if len(slices.Compact(slices.Clone(ids))) != len(ids) || len(ids) != 6 {
+	if len(slices.Compact(slices.Clone(ids))) != len(ids) || len(ids) != 7 {
 		t.Fatalf("delivery ids %v", ids)
 	}
 }
