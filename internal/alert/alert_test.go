@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/sqlite"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -154,3 +155,60 @@ func TestRenderAndRedact(t *testing.T) {
 type nopMailer struct{}
 
 func (nopMailer) Send(context.Context, Message) error { return nil }
+
+// claimCancelled is a store whose ClaimAlerts, like PostgreSQL's when its context is cancelled
+// in flight, commits the claim and then reports the cancellation.
+type claimCancelled struct {
+	store.Store
+	cancel context.CancelFunc
+}
+
+func (s claimCancelled) ClaimAlerts(ctx context.Context, owner string, now time.Time, limit int, leaseUntil time.Time) ([]store.Alert, error) {
+	s.cancel() // the node starts to stop while the claim runs
+	alerts, err := s.Store.ClaimAlerts(context.WithoutCancel(ctx), owner, now, limit, leaseUntil)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return alerts, err
+}
+
+// TestStopDuringClaimLosesNoAlert: an alert claimed while the node stops is given back due at
+// once, not left leased (5 minutes) for the next start.
+func TestStopDuringClaimLosesNoAlert(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, _, err := st.CreateAccount(ctx, store.Account{Email: "stop@acme.test", Name: "Stop", CreatedAt: t0},
+		store.NewAPIKey{Prefix: "hr_stop", Hash: []byte("stop")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
+		Secret: "s", Status: store.WebhookActive, CreatedAt: t0, UpdatedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if _, err := st.UpdateHealth(ctx, []int64{w.ID}, func(*store.Webhook, *store.AlertState) ([]store.Alert, error) {
+		return []store.Alert{{AccountID: a.ID, WebhookID: w.ID, Kind: store.AlertFailing, Recipient: "ops@acme.test",
+			URL: w.URL, Event: w.Event, Failures: 1, FirstFailureAt: now, LastFailureAt: now, State: store.AlertPending,
+			NextTryAt: now, CreatedAt: now}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run, stop := context.WithCancel(ctx)
+	m := New(Config{Store: claimCancelled{st, stop}, Owner: "stopping", Mailer: nopMailer{}, From: "hookrelay@acme.test"})
+	m.mailOnce(run)
+	// The next start finds it due now, its tries not counted.
+	later := time.Now().Add(time.Second)
+	got, err := st.ClaimAlerts(ctx, "next", later, 10, later.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Tries != 0 || got[0].State != store.AlertPending {
+		t.Fatalf("after a stop during the claim the next start claims %+v, want the alert, untried", got)
+	}
+}

@@ -473,7 +473,10 @@ func (m *Monitor) mailLoop(ctx context.Context) {
 // mailOnce claims a few due alerts and sends them; it returns how many it claimed.
 func (m *Monitor) mailOnce(ctx context.Context) int {
 	now := time.Now()
-	alerts, err := m.st.ClaimAlerts(ctx, m.cfg.Owner, now, 10, now.Add(5*time.Minute))
+	// The claim is not cancelled with ctx: on PostgreSQL a claim cancelled in flight can commit
+	// and still fail here, and its alerts would then wait out the lease (5 minutes) unsent
+	// after a restart. A claim that ran is sent or given back (send).
+	alerts, err := m.st.ClaimAlerts(context.WithoutCancel(ctx), m.cfg.Owner, now, 10, now.Add(5*time.Minute))
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Error("claim alerts", "err", err)
@@ -487,6 +490,15 @@ func (m *Monitor) mailOnce(ctx context.Context) int {
 }
 
 func (m *Monitor) send(ctx context.Context, a store.Alert) {
+	if ctx.Err() != nil {
+		// Stopping: give the alert back, due now and without counting a try, for the next
+		// node or start to send.
+		a.NextTryAt = time.Now()
+		if err := m.st.FinishAlert(context.WithoutCancel(ctx), m.cfg.Owner, a); err != nil {
+			m.log.Error("give back alert", "alert", a.ID, "err", err)
+		}
+		return
+	}
 	msg, err := Render(a, m.cfg.From, m.cfg.Interval)
 	if err == nil {
 		err = m.cfg.Mailer.Send(ctx, msg)
