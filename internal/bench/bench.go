@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hookrelay/hookrelay/internal/config"
@@ -128,22 +129,32 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 	}
 
 	if runErr == nil && o.Baseline && r.baseRun != nil {
-		b, err := r.baseline(ctx, r.baseRun)
+		b, err := r.baseline(ctx, r.baseRun, baselineAfter)
 		if err != nil {
 			runErr = fmt.Errorf("baseline: %w", err)
 		}
-		r.rep.Baseline = b
+		r.rep.Baseline, r.rep.BaselineBefore = b, r.baselineBefore
+		rate := 0.0
+		if b != nil {
+			rate = b.DeliveriesPerSec
+			if bb := r.baselineBefore; bb != nil {
+				rate = (rate + bb.DeliveriesPerSec) / 2
+			}
+		}
 		switch {
-		case b == nil || b.DeliveriesPerSec <= 0 || len(r.rep.Runs) == 0:
+		case rate <= 0 || len(r.rep.Runs) == 0:
 		case r.mainOffered > 0:
 			r.rep.Notes = append(r.rep.Notes, "no ratio to the baseline: the pipeline ran at an offered rate, not as fast as it could")
 		default:
-			r.rep.RatioToBaseline = r.mainRate / b.DeliveriesPerSec
+			r.rep.RatioToBaseline = r.mainRate / rate
 		}
 	}
 	r.targets()
 	r.rep.Notes = append(r.rep.Notes, "receivers and publishers run in the bench's process: CPU and RSS figures include them")
-	if r.rep.Baseline != nil {
+	switch {
+	case r.rep.BaselineBefore != nil && r.rep.Baseline != nil:
+		r.rep.Notes = append(r.rep.Notes, "the baseline runs before and after the pipeline, on the same receivers, bodies and secrets; the ratio is taken of their mean")
+	case r.rep.Baseline != nil:
 		r.rep.Notes = append(r.rep.Notes, "the baseline runs after the pipeline, on the same receivers, bodies and secrets")
 	}
 	if o.DatabaseURL != "" {
@@ -225,10 +236,12 @@ type runner struct {
 	prog        *progress
 	rep         *Report
 	stopProfile func()
-	baseRun     *run    // the run the baseline replays
-	mainRate    float64 // deliveries/s the baseline ratio is taken of
-	mainOffered float64 // the offered rate of that run (0 = as fast as possible)
-	trackers    []*tracker
+	baseRun     *run // the run the baseline replays
+	// baselineBefore ran before baseRun's pipeline measured (throughput only).
+	baselineBefore *BaselineReport
+	mainRate       float64 // deliveries/s the baseline ratio is taken of
+	mainOffered    float64 // the offered rate of that run (0 = as fast as possible)
+	trackers       []*tracker
 }
 
 // newTracker makes a tracker that Run releases at its end, once the receivers are stopped.
@@ -540,12 +553,28 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 	return rep, err
 }
 
+// Baseline runs: the one after the pipeline replays its events; the throughput scenario also
+// runs one before, so that the ratio is taken of the two around the pipeline.
+const (
+	baselineAfter  = "after the pipeline"
+	baselineBefore = "before the pipeline"
+)
+
 // simpleScenario is throughput and latency: one run.
 func (r *runner) simpleScenario(ctx context.Context) error {
 	o := r.o
 	ru, err := r.newRun(ctx, "main", o.Webhooks, o.Accounts, []int{o.Events})
 	if err != nil {
 		return err
+	}
+	if o.Baseline && o.Rate == 0 && o.CPUProfile == "" {
+		// The pipeline is up but idle; the receivers serve the baseline's target meanwhile. Not
+		// with --cpuprofile, whose profile starts before the scenario and leaves the baseline out.
+		r.baselineBefore, err = r.baseline(ctx, ru, baselineBefore)
+		r.rc.cur.Store(ru.tg)
+		if err != nil {
+			return errors.Join(fmt.Errorf("baseline: %w", err), ru.stop())
+		}
 	}
 	rep, err := r.measure(ctx, ru, o.Rate)
 	r.rep.Runs = append(r.rep.Runs, rep)
@@ -811,16 +840,27 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 
 // baseline sends ru's deliveries (at most --baseline-max) straight from memory: the same signed
 // POSTs to the same receivers, from a fixed pool of goroutines, with no store and no queue.
-func (r *runner) baseline(ctx context.Context, ru *run) (*BaselineReport, error) {
+// After the pipeline it replays the events it published, with their ids; before (when is
+// "before the pipeline"), nothing is published yet and the events get ids of their own.
+func (r *runner) baseline(ctx context.Context, ru *run, when string) (*BaselineReport, error) {
 	o := r.o
 	lay := ru.lay
 	f := lay.fanout
-	events := min(ru.t.published(), max(1, o.BaselineMax/f))
+	events := max(1, o.BaselineMax/f)
+	if when == baselineBefore {
+		events = min(events, o.Events)
+	} else {
+		events = min(events, ru.t.published())
+	}
 	bt := r.newTracker(lay, []int{events})
 	ids := make([]string, events)
 	for i := range events {
-		bt.setID(i, ru.t.ids[i])
-		ids[i] = ru.t.ids[i].String()
+		id := uuid.Must(uuid.NewV7())
+		if when != baselineBefore {
+			id = ru.t.ids[i]
+		}
+		bt.setID(i, id)
+		ids[i] = id.String()
 	}
 	tg := &target{t: bt, hooks: ru.tg.hooks, failRate: o.FailRate, lastAttempt: len(o.RetrySchedule) + 1, latency: o.Latency,
 		stallFor: o.DeliveryTimeout + time.Second, closing: make(chan struct{})}
@@ -881,6 +921,8 @@ func (r *runner) baseline(ctx context.Context, ru *run) (*BaselineReport, error)
 				return nil
 			case http.StatusInternalServerError:
 				continue // --fail-rate: send again at once
+			case http.StatusUnauthorized:
+				return fmt.Errorf("event %d to webhook %d: the receiver rejected its signature", i, h.id)
 			default:
 				return fmt.Errorf("receiver answered %s", resp.Status)
 			}
@@ -902,7 +944,7 @@ func (r *runner) baseline(ctx context.Context, ru *run) (*BaselineReport, error)
 			c.Errors = append(c.Errors, "baseline: "+e)
 		}
 	}
-	b := &BaselineReport{When: "after the pipeline", Deliveries: s.delivered, Requests: requests, Workers: o.BaselineWorkers, Seconds: elapsed.Seconds()}
+	b := &BaselineReport{When: when, Deliveries: s.delivered, Requests: requests, Workers: o.BaselineWorkers, Seconds: elapsed.Seconds()}
 	if b.Seconds > 0 {
 		b.DeliveriesPerSec = float64(s.delivered) / b.Seconds
 		b.CPUCores = (cpu1 - cpu0).Seconds() / b.Seconds

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,13 +61,22 @@ func TestTinyRunCountsExactly(t *testing.T) {
 		m.StoreBytes <= 0 || m.PeakRSSBytes <= 0 {
 		t.Errorf("figures missing: %+v", m)
 	}
-	b := rep.Baseline
-	if b == nil || b.Deliveries != 600 || b.Requests != 600 || b.DeliveriesPerSec <= 0 || rep.RatioToBaseline <= 0 {
-		t.Errorf("baseline = %+v, ratio %v", b, rep.RatioToBaseline)
+	b, bb := rep.Baseline, rep.BaselineBefore
+	if b == nil || b.Deliveries != 600 || b.Requests != 600 || b.DeliveriesPerSec <= 0 || b.When != baselineAfter {
+		t.Errorf("baseline after = %+v", b)
+	}
+	// The throughput scenario also runs it before the pipeline, and the ratio is of their mean.
+	if bb == nil || bb.Deliveries != 600 || bb.Requests != 600 || bb.DeliveriesPerSec <= 0 || bb.When != baselineBefore {
+		t.Errorf("baseline before = %+v", bb)
+	}
+	if b != nil && bb != nil {
+		if want := m.DeliveriesPerSec / ((b.DeliveriesPerSec + bb.DeliveriesPerSec) / 2); math.Abs(rep.RatioToBaseline-want) > 1e-9 {
+			t.Errorf("ratio %v, want %v", rep.RatioToBaseline, want)
+		}
 	}
 	var table bytes.Buffer
 	rep.WriteTable(&table)
-	for _, want := range []string{"deliveries/s", "p99", "attempts per delivery", "baseline", "checks: passed"} {
+	for _, want := range []string{"deliveries/s", "p99", "attempts per delivery", "before the pipeline", "after the pipeline", "checks: passed"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -148,7 +158,7 @@ func TestCommandJSON(t *testing.T) {
 		"settings.retrySchedule", "machine.cpus", "machine.go",
 		"runs.publishEventsPerSec", "runs.deliveriesPerSec", "runs.deliveries", "runs.latencyMs.p50", "runs.latencyMs.p95",
 		"runs.latencyMs.p99", "runs.latencyMs.max", "runs.attemptsPerDelivery", "runs.cpuSecondsPer1000", "runs.peakRssBytes",
-		"runs.storeBytes", "baseline.deliveriesPerSec", "ratioToBaseline", "peakRssBytes", "targets", "checks.ok",
+		"runs.storeBytes", "baseline.deliveriesPerSec", "baselineBefore.deliveriesPerSec", "ratioToBaseline", "peakRssBytes", "targets", "checks.ok",
 		"checks.missing", "checks.signatureFailures",
 	} {
 		if lookup(path) == nil {

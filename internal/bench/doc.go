@@ -13,7 +13,9 @@
 // signed POSTs (same bodies, secrets, headers and receivers) sent straight from memory by a
 // fixed pool of goroutines over a tuned http.Transport, with no store and no queue. The
 // pipeline's deliveries/s is reported as a ratio of the baseline's, a figure that holds on a
-// noisy machine.
+// noisy machine. The throughput scenario also runs the baseline before the pipeline (with ids
+// of its own, nothing being published yet) and takes the ratio of the two baselines' mean, so
+// that the machine's drift during the run is bracketed.
 //
 // # What is measured
 //

@@ -197,7 +197,9 @@ It starts the real pipeline in this process (the embedded store in a temporary d
 POST /v3/events/batch, waits for every delivery, checks that each arrived once with a valid
 signature and the published body, and reports. Then, on the same receivers, it runs the
 baseline: the same signed POSTs sent straight from memory (no store, no queue), and reports
-the pipeline's throughput as a ratio of it. It exits non-zero if any check fails.
+the pipeline's throughput as a ratio of it. The throughput scenario runs the baseline before
+the pipeline too and takes the ratio of their mean, so that a machine's drift during the run
+counts less (not with --cpuprofile). It exits non-zero if any check fails.
 
 Scenarios (--scenario; each sets up what its target needs and reports what it is judged by):
   throughput  --events (50,000) as fast as possible, fan-out 2. Judged by deliveries/s
@@ -287,7 +289,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.StringVar(&retry, "retry-schedule", "100ms,200ms,400ms", "the servers' retry schedule (delays before retry 1, 2, …)")
 	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 0, "the servers' delivery timeout (0 = scenario default: 15s; backlog 5m; fairness 2s)")
 	fs.StringVar(&set, "set", "", "more server settings, comma-separated flag=value pairs of `hookrelay serve` (e.g. log-level=info)")
-	fs.BoolVar(&o.Baseline, "baseline", true, "run the baseline after the pipeline (--baseline=false skips it)")
+	fs.BoolVar(&o.Baseline, "baseline", true, "run the baseline after the pipeline, and for throughput before it too (--baseline=false skips it)")
 	fs.IntVar(&o.BaselineWorkers, "baseline-workers", 0, "goroutines of the baseline (0 = 32; with --latency, the engine's concurrency: 64 per webhook, at most 512)")
 	fs.IntVar(&o.BaselineMax, "baseline-max", 200_000, "most deliveries the baseline sends")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for a run's deliveries; a run also stops after a minute without progress")

@@ -21,7 +21,10 @@ type Report struct {
 	Runs []RunReport `json:"runs"`
 	// Baseline ran after the pipeline, on the same receivers, bodies and secrets.
 	Baseline *BaselineReport `json:"baseline,omitempty"`
-	// RatioToBaseline is the main run's deliveries/s ÷ the baseline's.
+	// BaselineBefore ran before it (throughput scenario), on the same receivers and bodies.
+	BaselineBefore *BaselineReport `json:"baselineBefore,omitempty"`
+	// RatioToBaseline is the main run's deliveries/s ÷ the baseline's (÷ the mean of the two
+	// when it ran before and after).
 	RatioToBaseline float64         `json:"ratioToBaseline,omitempty"`
 	Backlog         *BacklogReport  `json:"backlog,omitempty"`
 	Fairness        *FairnessReport `json:"fairness,omitempty"`
@@ -294,10 +297,15 @@ func (r *Report) WriteTable(w io.Writer) {
 		tw.Flush()
 	}
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "\nbaseline (%s; same bodies, secrets and receivers; %d goroutines; no store, no queue)\n", b.When, b.Workers)
+		fmt.Fprintf(w, "\nbaseline (same bodies, secrets and receivers; %d goroutines; no store, no queue)\n", b.Workers)
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "  deliveries\t%s in %s s\t%s deliveries/s\n", count(b.Deliveries), secs(b.Seconds), count(int64(b.DeliveriesPerSec)))
-		fmt.Fprintf(tw, "  CPU\t%s s per 1,000 deliveries\t%s cores busy on average\n", fixed(b.CPUSecondsPer1000, 3), fixed(b.CPUCores, 2))
+		for _, b := range []*BaselineReport{r.BaselineBefore, b} {
+			if b == nil {
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%s deliveries in %s s\t%s deliveries/s\n", b.When, count(b.Deliveries), secs(b.Seconds), count(int64(b.DeliveriesPerSec)))
+			fmt.Fprintf(tw, "  \t%s s CPU per 1,000 deliveries\t%s cores busy on average\n", fixed(b.CPUSecondsPer1000, 3), fixed(b.CPUCores, 2))
+		}
 		if r.RatioToBaseline > 0 {
 			fmt.Fprintf(tw, "  pipeline ÷ baseline\t%s\n", fixed(r.RatioToBaseline, 2))
 		}
