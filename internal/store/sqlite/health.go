@@ -68,6 +68,9 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(state), wait,
 				nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
 				w.FailingDeliveries, nullString(w.DisabledReason))
+			if len(s.cache.health) >= maxHealthCached {
+				clear(s.cache.health) // bounded: beyond this many webhooks the flush reads again
+			}
 			if s.cache.health[id], err = stored(before, w, state); err != nil {
 				return err
 			}
@@ -92,6 +95,10 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 	}
 	return changed, nil
 }
+
+// maxHealthCached bounds the webhooks the writer remembers for health flushes (a few hundred
+// bytes each).
+var maxHealthCached = 50_000
 
 // healthRow is a webhook and its alert state as stored.
 type healthRow struct {

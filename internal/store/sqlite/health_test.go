@@ -72,3 +72,49 @@ func TestHealthCache(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthCacheBounded: past maxHealthCached webhooks the cache starts over, and flushes read
+// what it no longer holds.
+func TestHealthCacheBounded(t *testing.T) {
+	defer func(n int) { maxHealthCached = n }(maxHealthCached)
+	maxHealthCached = 2
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: "bounded@acme.test", Name: "Bounded", CreatedAt: now},
+		store.NewAPIKey{Prefix: "hr_bounded", Hash: []byte("bounded")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for range 5 {
+		w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
+			Secret: "s", Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.ID)
+	}
+	for round := range 3 {
+		seen := map[int64]int{}
+		if _, err := s.UpdateHealth(ctx, ids, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+			seen[w.ID] = w.ConsecutiveFailures
+			w.ConsecutiveFailures++
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			if seen[id] != round {
+				t.Fatalf("round %d: webhook %d given %d consecutive failures, want %d", round, id, seen[id], round)
+			}
+		}
+		if n := len(s.cache.health); n > maxHealthCached {
+			t.Fatalf("round %d: the cache holds %d webhooks, more than %d", round, n, maxHealthCached)
+		}
+	}
+}
