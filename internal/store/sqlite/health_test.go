@@ -9,21 +9,30 @@ import (
 	"github.com/hookrelay/hookrelay/internal/store"
 )
 
-// TestHealthCache: UpdateHealth reads a webhook from the store once and from the writer's cache
-// afterwards; each time, what update is given must equal what reading the store gives.
-func TestHealthCache(t *testing.T) {
+// healthStore opens a store in a temporary directory, closed when the test ends, with one
+// account.
+func healthStore(t *testing.T) (*Store, store.Account, time.Time) {
+	t.Helper()
 	ctx := context.Background()
 	s, err := Open(ctx, t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	a, _, err := s.CreateAccount(ctx, store.Account{Email: "health@acme.test", Name: "Health", CreatedAt: now},
 		store.NewAPIKey{Prefix: "hr_health", Hash: []byte("health")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, a, now
+}
+
+// TestHealthCache: UpdateHealth reads a webhook from the store once and from the writer's cache
+// afterwards; each time, what update is given must equal what reading the store gives.
+func TestHealthCache(t *testing.T) {
+	ctx := context.Background()
+	s, a, now := healthStore(t)
 	w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
 		Secret: "s", SkipErrorCodes: []string{"404"}, RetryOnError: true, Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
@@ -76,20 +85,11 @@ func TestHealthCache(t *testing.T) {
 // TestHealthCacheBounded: past maxHealthCached webhooks the cache starts over, and flushes read
 // what it no longer holds.
 func TestHealthCacheBounded(t *testing.T) {
-	defer func(n int) { maxHealthCached = n }(maxHealthCached)
+	n := maxHealthCached
+	t.Cleanup(func() { maxHealthCached = n }) // after the store's close, registered later
 	maxHealthCached = 2
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: "bounded@acme.test", Name: "Bounded", CreatedAt: now},
-		store.NewAPIKey{Prefix: "hr_bounded", Hash: []byte("bounded")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, now := healthStore(t)
 	var ids []int64
 	for range 5 {
 		w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
