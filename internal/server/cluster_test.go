@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/config"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 // cluster starts n servers sharing one PostgreSQL schema.
 func cluster(t *testing.T, n int, edit ...func(*config.Config)) []*testServer {
 	t.Helper()
-	url := pgSchemaURL(t)
+	url := pgtest.SchemaURL(t)
 	nodes := make([]*testServer, n)
 	for i := range nodes {
 		cfg := testConfig(t)
@@ -140,7 +141,7 @@ func TestClusterNodeKilled(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	url := pgSchemaURL(t)
+	url := pgtest.SchemaURL(t)
 	rc := newReceiver(t, "s")
 	// The victim dies with attempts in flight and deliveries claimed.
 	open := rc.holdAfter(t, 150)

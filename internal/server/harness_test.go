@@ -3,22 +3,18 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hookrelay/hookrelay/internal/config"
 	"github.com/hookrelay/hookrelay/internal/server"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 // testServer is a real hookrelay server on a random port with its own data dir.
@@ -62,7 +58,7 @@ func start(t *testing.T, edit ...func(*config.Config)) *testServer {
 func startPG(t *testing.T, edit ...func(*config.Config)) *testServer {
 	t.Helper()
 	cfg := testConfig(t)
-	cfg.DatabaseURL = pgSchemaURL(t)
+	cfg.DatabaseURL = pgtest.SchemaURL(t)
 	for _, e := range edit {
 		e(&cfg)
 	}
@@ -84,51 +80,6 @@ func eachStore(t *testing.T, test func(t *testing.T, start starter)) {
 		t.Parallel()
 		test(t, startPG)
 	})
-}
-
-// pgSchemaURL makes a fresh schema in the test database and returns a URL whose connections
-// use it; the schema is dropped when the test ends. Without HOOKRELAY_TEST_POSTGRES_URL the
-// test is skipped; with it set, an unreachable database fails the test.
-func pgSchemaURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("HOOKRELAY_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("HOOKRELAY_TEST_POSTGRES_URL is not set")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("HOOKRELAY_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: %v", err)
-	}
-	defer conn.Close(context.Background())
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func startWith(t testing.TB, cfg config.Config) *testServer {

@@ -3,20 +3,20 @@ package postgres_test
 import (
 	"testing"
 
-	"github.com/hookrelay/hookrelay/internal/store/postgres"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 	"github.com/hookrelay/hookrelay/internal/store/storetest"
 )
 
 // The same benchmarks as the SQLite driver's (storetest runs both), each in a fresh schema.
 
 func BenchmarkPublish(b *testing.B) {
-	storetest.BenchPublish(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
+	storetest.BenchPublish(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }
 
 func BenchmarkPublishLeased(b *testing.B) {
-	storetest.BenchPublishLeased(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
+	storetest.BenchPublishLeased(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }
 
 func BenchmarkClaimComplete(b *testing.B) {
-	storetest.BenchClaimComplete(b, openStore(b, postgres.DatabaseURL(b), postgres.NewSchema(b)))
+	storetest.BenchClaimComplete(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
-	"github.com/hookrelay/hookrelay/internal/store/postgres"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 // Two nodes updating the health of the same webhooks at the same moment, each queueing an alert
@@ -18,8 +18,8 @@ import (
 // different orders, which would deadlock if they were not locked in id order.
 func TestConcurrentUpdateHealth(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	nodes := []store.Store{openStore(t, u, schema), openStore(t, u, schema)}
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -100,8 +100,8 @@ func TestConcurrentUpdateHealth(t *testing.T) {
 // did not lock the webhooks in the same order.
 func TestDisableDuringPublish(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	s1 := openStore(t, u, schema)
 	s2 := openStore(t, u, schema)
 	ctx := context.Background()

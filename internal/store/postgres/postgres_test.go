@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookrelay/hookrelay/internal/store"
 	"github.com/hookrelay/hookrelay/internal/store/postgres"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 	"github.com/hookrelay/hookrelay/internal/store/storetest"
 )
 
@@ -29,17 +30,17 @@ func openStore(t testing.TB, u, schema string) *postgres.Store {
 }
 
 func TestConformance(t *testing.T) {
-	u := postgres.DatabaseURL(t)
+	u := pgtest.DatabaseURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openStore(t, u, postgres.NewSchema(t))
+		return openStore(t, u, pgtest.NewSchema(t))
 	})
 }
 
 // Migrate applies the migrations to the schema the URL's search_path names, once.
 func TestMigrate(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, u)
 	if err != nil {
@@ -74,8 +75,8 @@ func TestMigrate(t *testing.T) {
 // the session lock, the others wait and find nothing left to do.
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	const nodes = 3
 	stores := make([]*postgres.Store, nodes)
 	errs := make([]error, nodes)
@@ -127,8 +128,8 @@ func TestConcurrentMigrations(t *testing.T) {
 // the other sees the first as a duplicate, and only the first event has deliveries.
 func TestConcurrentIdempotentPublish(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	s1 := openStore(t, u, schema)
 	s2 := openStore(t, u, schema)
 	ctx := context.Background()
@@ -213,8 +214,8 @@ func TestConcurrentIdempotentPublish(t *testing.T) {
 // delivery of the webhook is left, whichever committed first.
 func TestDeleteWebhookDuringPublish(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	s1 := openStore(t, u, schema)
 	s2 := openStore(t, u, schema)
 	ctx := context.Background()
@@ -280,8 +281,8 @@ func TestOpenUnreachable(t *testing.T) {
 // are accepted and never served, as behind a dead route.
 func TestPingFailsFast(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	parsed, err := url.Parse(u)
 	if err != nil {
 		t.Fatal(err)

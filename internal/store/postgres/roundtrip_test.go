@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 // roundTrips counts what a connection sends: each query and each batch is one round trip once
@@ -43,8 +44,8 @@ func (r *roundTrips) count(fn func()) (queries, batches int64) {
 // prepared) in a fresh schema, with a tracer counting its round trips.
 func tracedStore(t *testing.T) (*Store, *roundTrips) {
 	t.Helper()
-	u := DatabaseURL(t)
-	schema := NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	ctx := context.Background()
 	cfg, err := poolConfig(u, Options{Schema: schema, MaxConns: 1, MinConns: 1})
 	if err != nil {

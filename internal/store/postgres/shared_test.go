@@ -8,15 +8,15 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
-	"github.com/hookrelay/hookrelay/internal/store/postgres"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 func TestListenHearsOtherNodes(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	a, b := openStore(t, u, schema), openStore(t, u, schema)
-	elsewhere := openStore(t, u, postgres.NewSchema(t))
+	elsewhere := openStore(t, u, pgtest.NewSchema(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	changes := make(chan store.Change, 16)
@@ -75,8 +75,8 @@ func TestListenHearsOtherNodes(t *testing.T) {
 
 func TestTakeSlotsAcrossNodes(t *testing.T) {
 	t.Parallel()
-	u := postgres.DatabaseURL(t)
-	schema := postgres.NewSchema(t)
+	u := pgtest.DatabaseURL(t)
+	schema := pgtest.NewSchema(t)
 	nodes := []*openedStore{{s: openStore(t, u, schema)}, {s: openStore(t, u, schema)}, {s: openStore(t, u, schema)}}
 	ctx := context.Background()
 	const limit, hook = 10, int64(42)
