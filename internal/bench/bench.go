@@ -855,8 +855,10 @@ func (r *runner) baseline(ctx context.Context, ru *run, when string) (*BaselineR
 	bt := r.newTracker(lay, []int{events})
 	ids := make([]string, events)
 	for i := range events {
-		id := uuid.Must(uuid.NewV7())
-		if when != baselineBefore {
+		var id uuid.UUID
+		if when == baselineBefore {
+			id = uuid.Must(uuid.NewV7())
+		} else {
 			id = ru.t.ids[i]
 		}
 		bt.setID(i, id)
