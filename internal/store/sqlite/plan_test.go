@@ -19,7 +19,11 @@ func TestQueryPlans(t *testing.T) {
 		query string
 		want  string // in the plan
 	}{
-		{`SELECT id FROM events WHERE created_at < 1 AND live <= 0 ORDER BY created_at LIMIT 10`, "USING INDEX events_created"},
+		// Pruning walks both tables by rowid, up to a bound found by binary search.
+		{`SELECT rowid FROM events WHERE rowid < 10 AND live <= 0 ORDER BY rowid LIMIT 10`, "USING INTEGER PRIMARY KEY (rowid<?)"},
+		{`SELECT created_at FROM events WHERE rowid >= 5 ORDER BY rowid LIMIT 1`, "USING INTEGER PRIMARY KEY (rowid>?)"},
+		{`SELECT id FROM deliveries WHERE id < 10 AND completed_at IS NOT NULL AND completed_at < 1 ORDER BY id LIMIT 10`,
+			"USING INTEGER PRIMARY KEY (rowid<?)"},
 		{`SELECT id, type, deliveries, created_at FROM events WHERE account_id = 1 AND idempotency_key = 'k'`, "USING INDEX events_idempotency"},
 		{`UPDATE events SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < 1`, "USING INDEX events_idempotency_created"},
 		{`SELECT id, body FROM events WHERE id IN ('a', 'b')`, "USING INDEX sqlite_autoindex_events_1"},

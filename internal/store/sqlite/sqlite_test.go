@@ -51,8 +51,10 @@ func TestPruneStopsAtTheCutoff(t *testing.T) {
 	const n = 300
 	for i := range n {
 		at := t0.Add(time.Duration(i) * time.Minute)
+		// Each minute also has an event no webhook takes ("n…"): only its age decides.
 		if _, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: fmt.Sprintf("e%03d", i), AccountID: a.ID,
-			Type: "message-send", Body: []byte(`{}`), CreatedAt: at}}}); err != nil {
+			Type: "message-send", Body: []byte(`{}`), CreatedAt: at}, {ID: fmt.Sprintf("n%03d", i), AccountID: a.ID,
+			Type: "number-opt-in", Body: []byte(`{}`), CreatedAt: at}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -104,6 +106,23 @@ func TestPruneStopsAtTheCutoff(t *testing.T) {
 	for _, id := range []string{"e006", "e250"} { // a pending delivery; not old enough
 		if _, ok := bodies[id]; !ok {
 			t.Fatalf("event %s was pruned", id)
+		}
+	}
+	// Events are pruned in steps too; one more call with room for all leaves exactly those
+	// created before the cutoff gone.
+	if _, err := s.Prune(ctx, store.PruneParams{Before: t0.Add(200 * time.Minute), IdempotencyBefore: t0, Limit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	var alone []string
+	for i := range n {
+		alone = append(alone, fmt.Sprintf("n%03d", i))
+	}
+	if bodies, err = s.EventBodies(ctx, alone); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range alone {
+		if _, kept := bodies[id]; kept != (i >= 200) {
+			t.Fatalf("event %s (minute %d) kept = %v after pruning before minute 200", id, i, kept)
 		}
 	}
 }

@@ -938,8 +938,11 @@ func testPrune(t *testing.T, s store.Store) {
 	pendingOld.IdempotencyKey = "pending-key"
 	fresh := newEvent(a.ID, "message-send", t0.Add(48*time.Hour))
 	fresh.IdempotencyKey = "fresh-key"
-	publish(t, s, old, pendingOld)
-	publish(t, s, fresh)
+	// Events no webhook takes have no delivery to wait for: only their age decides.
+	oldAlone := newEvent(a.ID, "number-opt-in", t0)
+	freshAlone := newEvent(a.ID, "number-opt-in", t0.Add(48*time.Hour))
+	publish(t, s, old, pendingOld, oldAlone)
+	publish(t, s, fresh, freshAlone)
 
 	var oldID, pendingID, freshID int64
 	for _, j := range claim(t, s, "n", t0.Add(48*time.Hour), 10) {
@@ -976,9 +979,15 @@ func testPrune(t *testing.T, s store.Store) {
 	if _, attempts := must2attempts(t, s, a.ID, freshID); len(attempts) != 1 {
 		t.Fatal("a recent delivery lost its attempts")
 	}
-	bodies := must(s.EventBodies(ctx, []string{old.ID, pendingOld.ID, fresh.ID}))
+	bodies := must(s.EventBodies(ctx, []string{old.ID, pendingOld.ID, fresh.ID, oldAlone.ID, freshAlone.ID}))
 	if _, ok := bodies[old.ID]; ok {
 		t.Fatal("an old event with no deliveries left survived")
+	}
+	if _, ok := bodies[oldAlone.ID]; ok {
+		t.Fatal("an old event that no webhook took survived")
+	}
+	if _, ok := bodies[freshAlone.ID]; !ok {
+		t.Fatal("a recent event that no webhook took was pruned")
 	}
 	if _, ok := bodies[pendingOld.ID]; !ok {
 		t.Fatal("an old event with a pending delivery was pruned")
