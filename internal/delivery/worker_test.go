@@ -1,0 +1,102 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/sqlite"
+)
+
+// TestWorkers: attempts run on workers that are kept between attempts, never more of them
+// than Concurrency, all of it used; when Run returns, no worker is left.
+func TestWorkers(t *testing.T) {
+	const concurrency, events = 8, 300
+	var mu sync.Mutex
+	var inFlight, maxInFlight, received int
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		maxInFlight = max(maxInFlight, inFlight)
+		mu.Unlock()
+		time.Sleep(2 * time.Millisecond)
+		mu.Lock()
+		inFlight--
+		received++
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	a, _, err := st.CreateAccount(ctx, store.Account{Email: "workers@acme.test", Name: "Workers", CreatedAt: now},
+		store.NewAPIKey{Prefix: "hr_work", Hash: []byte("workers")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: receiver.URL, Secret: "s3cret",
+		SkipErrorCodes: []string{}, MaxThroughputPerMinute: 1_000_000, Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.NewEvent
+	for i := range events {
+		batch = append(batch, store.NewEvent{ID: fmt.Sprintf("evt-%03d", i), AccountID: a.ID, Type: "message-send",
+			Body: []byte(`{}`), CreatedAt: now})
+	}
+	if _, err := st.Publish(ctx, store.PublishParams{Events: batch, IdempotencySince: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+
+	e := New(Config{Store: st, Owner: "workers", AllowPrivate: true, Concurrency: concurrency,
+		WebhookConcurrency: concurrency, PollInterval: 10 * time.Millisecond})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(runCtx) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := received
+		mu.Unlock()
+		if n == events {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries received in 30s", n, events)
+		}
+	}
+	e.mu.Lock()
+	workers := e.workers
+	e.mu.Unlock()
+	if workers < 1 || workers > concurrency {
+		t.Errorf("%d workers made %d attempts with Concurrency %d", workers, events, concurrency)
+	}
+	if maxInFlight != concurrency {
+		t.Errorf("at most %d attempts were in flight at once, want Concurrency (%d)", maxInFlight, concurrency)
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "delivery.(*Engine).worker") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a worker is still running 5s after Run returned:\n%s", stacks)
+		}
+	}
+}
