@@ -3,6 +3,9 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +179,45 @@ func TestDeliveryIDsNeverRepeat(t *testing.T) {
 	defer s.Close()
 	if id := publish(s); id <= last {
 		t.Fatalf("after pruning and a restart the next delivery got id %d; the highest given before was %d", id, last)
+	}
+}
+
+// TestCheckpointer: what commits append to the WAL reaches the database file without the
+// writer's automatic checkpoint (which waits for 1,000 pages; these commits write fewer).
+func TestCheckpointer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := accountWithWebhook(t, s, t0)
+	file := filepath.Join(dir, sqlite.FileName)
+	size := func() int64 {
+		fi, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	time.Sleep(100 * time.Millisecond) // the set-up's own commits are copied
+	before := size()
+	body := []byte(`{"text":"` + strings.Repeat("x", 1000) + `"}`)
+	for i := range 10 {
+		var events []store.NewEvent
+		for j := range 20 {
+			events = append(events, store.NewEvent{ID: fmt.Sprintf("e%02d-%02d", i, j), AccountID: a.ID, Type: "message-send", Body: body, CreatedAt: t0})
+		}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const grown = 200 * 1000 // 200 bodies of 1 KB
+	for deadline := time.Now().Add(5 * time.Second); size() < before+grown; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file is %d bytes 5s after 200 KB were committed, %d before: nothing checkpointed it", size(), before)
+		}
 	}
 }
