@@ -162,6 +162,7 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 	}
 
 	c := &r.rep.Checks
+	c.EngineAttempts, c.EngineAttemptsNoResponse = r.engine.all, r.engine.noResponse
 	c.OK = runErr == nil && c.Missing == 0 && c.UnexplainedDuplicates == 0 && c.SignatureFailures == 0 && c.Problems == 0 && len(c.Errors) == 0
 	if runErr != nil {
 		r.rep.Error = runErr.Error()
@@ -237,6 +238,7 @@ type runner struct {
 	rep         *Report
 	stopProfile func()
 	baseRun     *run // the run the baseline replays
+	engine      engineAttempts
 	// baselineBefore ran before baseRun's pipeline measured (throughput only).
 	baselineBefore *BaselineReport
 	mainRate       float64 // deliveries/s the baseline ratio is taken of
@@ -317,6 +319,7 @@ func (r *runner) newRun(ctx context.Context, name string, webhooks, accounts int
 	if ru.p, err = startPipeline(ctx, o, cfg, r.logs); err != nil {
 		return nil, err
 	}
+	ru.p.engine = &r.engine
 	tok := r.token + "-" + name
 	for k := range lay.webhooks() {
 		rcv := k % r.nReceivers

@@ -53,6 +53,9 @@ func TestTinyRunCountsExactly(t *testing.T) {
 	if !c.OK || c.Deliveries != 600 || c.Delivered != 600 || c.Missing != 0 || c.Duplicates != 0 || c.SignatureFailures != 0 || c.Problems != 0 {
 		t.Errorf("checks = %+v", c)
 	}
+	if c.EngineAttempts != 600 || c.EngineAttemptsNoResponse != 0 {
+		t.Errorf("the engine made %d attempts, %d without a response; want 600, 0", c.EngineAttempts, c.EngineAttemptsNoResponse)
+	}
 	if m.Webhooks != 2 || m.Accounts != 1 || m.Fanout != 2 {
 		t.Errorf("layout %d webhooks %d accounts fan-out %d", m.Webhooks, m.Accounts, m.Fanout)
 	}
@@ -101,6 +104,11 @@ func TestFailRateRetriesAndDeliversEverything(t *testing.T) {
 	}
 	if c := rep.Checks; !c.OK || c.Delivered != 400 || c.Missing != 0 {
 		t.Errorf("checks = %+v", c)
+	}
+	// Every attempt reached a receiver here, so the engine's count is the receivers'.
+	if c := rep.Checks; c.EngineAttempts != m.Requests || c.EngineAttemptsNoResponse != 0 {
+		t.Errorf("the engine made %d attempts, %d without a response; the receivers got %d requests",
+			c.EngineAttempts, c.EngineAttemptsNoResponse, m.Requests)
 	}
 	if rep.Baseline != nil {
 		t.Errorf("baseline ran with Baseline false")
@@ -159,7 +167,7 @@ func TestCommandJSON(t *testing.T) {
 		"runs.publishEventsPerSec", "runs.deliveriesPerSec", "runs.deliveries", "runs.latencyMs.p50", "runs.latencyMs.p95",
 		"runs.latencyMs.p99", "runs.latencyMs.max", "runs.attemptsPerDelivery", "runs.cpuSecondsPer1000", "runs.peakRssBytes",
 		"runs.storeBytes", "baseline.deliveriesPerSec", "baselineBefore.deliveriesPerSec", "ratioToBaseline", "peakRssBytes", "targets", "checks.ok",
-		"checks.missing", "checks.signatureFailures",
+		"checks.missing", "checks.signatureFailures", "checks.engineAttempts", "checks.engineAttemptsNoResponse",
 	} {
 		if lookup(path) == nil {
 			t.Errorf("JSON lacks %s", path)

@@ -231,7 +231,8 @@ Figures: publish rate (events accepted/s); end to end (first publish sent → la
 latency (publish request sent → first 200, per delivery); attempts per delivery (requests at
 receivers ÷ deliveries); CPU s per 1,000 deliveries (getrusage self, user+sys, measured phase);
 peak RSS (ru_maxrss); store size. Receivers and publishers share the process: CPU and RSS
-include them.
+include them. After the checks, the engines' own count of attempts over all runs, with those
+that got no response (transport errors, timeouts), which never reach a receiver's count.
 
 Flags (a scenario's defaults apply to the flags not given):
 `

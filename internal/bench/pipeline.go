@@ -30,6 +30,15 @@ type pipeline struct {
 	urls     []string
 	adminKey string
 	client   *http.Client
+	// engine, if set, gets the delivery attempts the nodes' engines made, once they stop.
+	engine *engineAttempts
+}
+
+// engineAttempts counts attempts as the engines made them, beside the receivers' count of
+// the requests that reached them: an attempt that never reached a receiver (a transport error,
+// a timeout) is only here.
+type engineAttempts struct {
+	all, noResponse int64
 }
 
 type node struct {
@@ -88,6 +97,13 @@ func (p *pipeline) stop() error {
 			}
 		case <-time.After(10 * time.Minute):
 			errs = append(errs, fmt.Errorf("node %d did not stop within 10 minutes", i+1))
+		}
+	}
+	if p.engine != nil {
+		for _, nd := range p.nodes {
+			all, none := nd.srv.Metrics().Attempted()
+			p.engine.all += all
+			p.engine.noResponse += none
 		}
 	}
 	p.nodes = nil

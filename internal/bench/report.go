@@ -204,8 +204,12 @@ type Checks struct {
 	UnexplainedDuplicates int64 `json:"unexplainedDuplicates"`
 	SignatureFailures     int64 `json:"signatureFailures"`
 	// Problems: requests the receivers did not expect (unknown webhook, altered body, …).
-	Problems int64    `json:"problems"`
-	Errors   []string `json:"errors"`
+	Problems int64 `json:"problems"`
+	// The attempts the engines made, and those of them that got no response (a transport
+	// error or a timeout): the receivers count only the requests that reached them.
+	EngineAttempts           int64    `json:"engineAttempts"`
+	EngineAttemptsNoResponse int64    `json:"engineAttemptsNoResponse"`
+	Errors                   []string `json:"errors"`
 }
 
 // WriteJSON writes the report as one JSON object.
@@ -332,6 +336,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "checks: passed — %s deliveries, each arrived once with its signature verified and its body intact; %s\n",
 			count(c.Delivered), dup)
+		fmt.Fprintf(w, "engine:  %s attempts made, %s of them without a response (the receivers count only the requests that reach them)\n",
+			count(c.EngineAttempts), count(c.EngineAttemptsNoResponse))
 	} else {
 		fmt.Fprintf(w, "checks: FAILED — %s missing, %s unexplained duplicates, %s signature failures, %s unexpected requests\n",
 			count(c.Missing), count(c.UnexplainedDuplicates), count(c.SignatureFailures), count(c.Problems))

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/hookrelay/hookrelay/internal/store"
 )
@@ -86,4 +87,28 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(q.Due), "due")
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(q.Scheduled), "scheduled")
+}
+
+// Attempted reports the delivery attempts counted so far, and how many of them got no
+// response (transport error or timeout).
+func (m *Metrics) Attempted() (all, noResponse int64) {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		m.Attempts.Collect(ch)
+		close(ch)
+	}()
+	for c := range ch {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			continue // a counter's Write does not fail
+		}
+		n := int64(d.GetCounter().GetValue())
+		all += n
+		for _, l := range d.GetLabel() {
+			if l.GetName() == "status_code" && l.GetValue() == "none" {
+				noResponse += n
+			}
+		}
+	}
+	return all, noResponse
 }

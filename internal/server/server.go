@@ -155,6 +155,9 @@ func (s *Server) AdminKey() string { return s.adminKey }
 // Store is the server's store.
 func (s *Server) Store() store.Store { return s.store }
 
+// Metrics returns the server's metrics (the bench reads the engine's attempts from them).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
 // Run serves until ctx ends, then stops accepting requests, lets the ones in progress finish,
 // stops the delivery engine (in-flight attempts finish, held deliveries are given back) and
 // closes everything. It returns nil after a clean stop.
