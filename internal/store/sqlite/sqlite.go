@@ -108,20 +108,11 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		sync = "FULL"
 	}
 	path := filepath.Join(dir, FileName)
-	pragmas := []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)"}
-	q := url.Values{}
-	for _, p := range pragmas {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	wdb, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	wdb, err := openDB(path, 1, url.Values{"_txlock": {"immediate"}},
+		"journal_mode(WAL)", "synchronous("+sync+")", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
 	if err := wdb.PingContext(ctx); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -131,33 +122,20 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		return nil, err
 	}
 
-	rq := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "query_only(1)", "temp_store(MEMORY)"} {
-		rq.Add("_pragma", p)
-	}
-	rdb, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	rdb, err := openDB(path, 8, url.Values{}, "busy_timeout(10000)", "query_only(1)", "temp_store(MEMORY)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open %s for reading: %w", path, err)
 	}
-	rdb.SetMaxOpenConns(8)
-	rdb.SetMaxIdleConns(8)
-	rdb.SetConnMaxIdleTime(0)
 
 	// The checkpointer's connection: checkpoints copy what commits appended to the WAL into
 	// the database file, and this one does so beside the writer instead of inside its commits.
-	cq := url.Values{}
-	cq.Add("_pragma", "busy_timeout(10000)")
-	cdb, err := sql.Open("sqlite", "file:"+path+"?"+cq.Encode())
+	cdb, err := openDB(path, 1, url.Values{}, "busy_timeout(10000)")
 	if err != nil {
 		wdb.Close()
 		rdb.Close()
 		return nil, fmt.Errorf("open %s for checkpoints: %w", path, err)
 	}
-	cdb.SetMaxOpenConns(1)
-	cdb.SetMaxIdleConns(1)
-	cdb.SetConnMaxLifetime(0)
-	cdb.SetConnMaxIdleTime(0)
 
 	s := &Store{
 		wdb:       wdb,
@@ -179,6 +157,23 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	go s.writer()
 	go s.checkpointer(opt.Logger)
 	return s, nil
+}
+
+// openDB opens the database at path with query (driver settings) and pragmas applied to
+// every connection, on at most conns connections, all kept open.
+func openDB(path string, conns int, query url.Values, pragmas ...string) (*sql.DB, error) {
+	for _, p := range pragmas {
+		query.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+query.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
 }
 
 // Migrate applies pending migrations to the database in dir without keeping it open.
