@@ -461,6 +461,14 @@ func (r *runner) storeSize(ctx context.Context, ru *run) int64 {
 type measured struct {
 	cpu        time.Duration
 	storeBytes int64
+	writer     *WriterReport
+}
+
+// usage0 reads the process's CPU time and ru's store writer figures at the edge of a measured
+// phase.
+func usage0(ru *run) (time.Duration, writerMark) {
+	cpu, _ := usage()
+	return cpu, ru.p.writerMark()
 }
 
 // report makes the report of events [lo, hi) of ru, published by pb.
@@ -473,6 +481,7 @@ func (r *runner) report(ru *run, pb *publisher, lo, hi int, rate float64, m meas
 		Events: hi - lo, Deliveries: s.pairs, OfferedRate: rate,
 		Requests: s.requests, Duplicates: s.duplicates, FailedOnPurpose: s.failed,
 		CPUSeconds:   m.cpu.Seconds(),
+		Writer:       m.writer,
 		PeakRSSBytes: rss, StoreBytes: m.storeBytes, BookkeepingBytes: t.bytes(),
 		LatencyMs: percentiles(s.latencies, tick),
 	}
@@ -540,14 +549,14 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 	want := int64(n) * int64(ru.lay.fanout)
 	pb := r.publisher(ru)
 	r.prog.set(rateLine("["+ru.name+"]", pb.accepted.Load, int64(n), ru.t.total.Load, want))
-	cpu0, _ := usage()
+	cpu0, w0 := usage0(ru)
 	err := r.publish(ctx, pb, 0, n, rate)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, want)
 	}
-	cpu1, _ := usage()
+	cpu1, w1 := usage0(ru)
 	r.prog.set(nil)
-	m := measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru)}
+	m := measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)}
 	err = errors.Join(r.failed(ru.name, err), ru.stop())
 	rep := r.report(ru, pb, 0, n, rate, m)
 	r.addChecks(ru.name, ru.t, 0, n)
@@ -675,9 +684,9 @@ func (r *runner) publishScenario(ctx context.Context) error {
 	r.prog.set(func() string {
 		return fmt.Sprintf("[publish: receivers down] published %s/%s events", count(pb.accepted.Load()), count(int64(n)))
 	})
-	cpu0, _ := usage()
+	cpu0, w0 := usage0(ru)
 	err = r.publish(ctx, pb, 0, n, 0)
-	cpu1, _ := usage()
+	cpu1, w1 := usage0(ru)
 	r.endProfile() // the profile is of the publishing alone
 	if err != nil {
 		return r.failed("publish", err)
@@ -687,7 +696,8 @@ func (r *runner) publishScenario(ctx context.Context) error {
 	ru.tg.setUp()
 	err = r.wait(ctx, ru, 0, want)
 	r.prog.set(nil)
-	m := measured{storeBytes: r.storeSize(ctx, ru)} // no delivery CPU: what was measured is the publishing's
+	// No delivery CPU: what was measured is the publishing's, as the writer's figures are.
+	m := measured{storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)}
 	err = errors.Join(r.failed(ru.name, err), ru.stop())
 	rep := r.report(ru, pb, 0, n, 0, m)
 	rep.PublishCPUSeconds = (cpu1 - cpu0).Seconds()
@@ -720,16 +730,16 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 	// Normal.
 	pb := r.publisher(ru)
 	r.prog.set(rateLine("[backlog: normal]", pb.accepted.Load, int64(n0), func() int64 { return t.delivered[0].Load() }, int64(n0)*f))
-	cpu0, _ := usage()
+	cpu0, w0 := usage0(ru)
 	err = r.publish(ctx, pb, 0, n0, 0)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, int64(n0)*f)
 	}
-	cpu1, _ := usage()
+	cpu1, w1 := usage0(ru)
 	if err != nil {
 		return r.failed("backlog: normal", err)
 	}
-	normal := r.report(ru, pb, 0, n0, 0, measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru)})
+	normal := r.report(ru, pb, 0, n0, 0, measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)})
 	normal.Name = "backlog: normal"
 	r.rep.Runs = append(r.rep.Runs, normal)
 	b.NormalDeliveriesPerSec = normal.DeliveriesPerSec

@@ -22,6 +22,7 @@ import (
 	"github.com/hookrelay/hookrelay/internal/apikey"
 	"github.com/hookrelay/hookrelay/internal/config"
 	"github.com/hookrelay/hookrelay/internal/server"
+	"github.com/hookrelay/hookrelay/internal/store"
 )
 
 // pipeline is one or more hookrelay servers running in this process on one store.
@@ -109,6 +110,42 @@ func (p *pipeline) stop() error {
 	p.nodes = nil
 	p.client.CloseIdleConnections()
 	return errors.Join(errs...)
+}
+
+// writerMark is the store writer's figures at one moment, when the store has a single writer
+// (the embedded store; PostgreSQL has none).
+type writerMark struct {
+	at time.Time
+	s  store.WriterStats
+	ok bool
+}
+
+// writerMark reads the store writer's figures (the embedded store runs one node).
+func (p *pipeline) writerMark() writerMark {
+	if len(p.nodes) != 1 {
+		return writerMark{}
+	}
+	s, ok := p.nodes[0].srv.Metrics().Writer()
+	return writerMark{at: time.Now(), s: s, ok: ok}
+}
+
+// since reports what the writer did from m0 to m.
+func (m writerMark) since(m0 writerMark) *WriterReport {
+	if !m.ok || !m0.ok {
+		return nil
+	}
+	busy, commits := m.s.Busy-m0.s.Busy, m.s.Commits-m0.s.Commits
+	w := &WriterReport{Commits: commits}
+	if wall := m.at.Sub(m0.at); wall > 0 {
+		w.Busy = busy.Seconds() / wall.Seconds()
+	}
+	if busy > 0 {
+		w.CommitShare = (m.s.Committing - m0.s.Committing).Seconds() / busy.Seconds()
+	}
+	if commits > 0 {
+		w.WritesPerCommit = float64(m.s.Writes-m0.s.Writes) / float64(commits)
+	}
+	return w
 }
 
 // call POSTs body to node's path with key and decodes the JSON answer into out.

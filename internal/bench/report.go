@@ -115,6 +115,21 @@ type RunReport struct {
 	StoreBytes        int64   `json:"storeBytes"`
 	// BookkeepingBytes is what the bench's own tracking arrays take (included in the RSS).
 	BookkeepingBytes int64 `json:"bookkeepingBytes"`
+	// Writer is what the embedded store's single writer did over the measured phase (the
+	// publishing alone in the publish scenario); absent on PostgreSQL.
+	Writer *WriterReport `json:"storeWriter,omitempty"`
+}
+
+// WriterReport is what the embedded store's single writer did over a measured phase.
+type WriterReport struct {
+	// Busy is the share of the phase's wall time the writer spent on writes: near 1, writes
+	// queue for it and it bounds the pipeline.
+	Busy float64 `json:"busy"`
+	// CommitShare is the share of its busy time spent committing: writing the WAL and syncing
+	// it to disk.
+	CommitShare     float64 `json:"commitShare"`
+	Commits         int64   `json:"commits"`
+	WritesPerCommit float64 `json:"writesPerCommit"`
 }
 
 // BaselineReport holds the baseline's figures.
@@ -265,6 +280,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if run.CPUSeconds > 0 {
 			fmt.Fprintf(tw, "  CPU\t%s s per 1,000 deliveries\t%s s in all, %s cores busy on average\n", fixed(run.CPUSecondsPer1000, 3), fixed(run.CPUSeconds, 1), fixed(run.CPUCores, 2))
+		}
+		if wr := run.Writer; wr != nil {
+			fmt.Fprintf(tw, "  store writer\t%s%% busy\t%s writes per commit, %s%% of its time committing (WAL write and sync)\n",
+				fixed(wr.Busy*100, 0), fixed(wr.WritesPerCommit, 1), fixed(wr.CommitShare*100, 0))
 		}
 		fmt.Fprintf(tw, "  peak RSS\t%s\t(bench bookkeeping %s of it)\n", mib(run.PeakRSSBytes), mib(run.BookkeepingBytes))
 		fmt.Fprintf(tw, "  store on disk\t%s\n", mib(run.StoreBytes))

@@ -26,10 +26,18 @@ type Metrics struct {
 	InFlight        prometheus.Gauge       // attempts under way
 	Held            prometheus.Gauge       // claimed deliveries held in memory (queued or in flight)
 	AlertsSent      *prometheus.CounterVec // by kind and result
+
+	writer writerStore // nil unless the store commits through one writer
 }
 
-// New creates the collectors and registers them, with the Go and process collectors and a
-// queue-depth collector that asks st at each scrape.
+// writerStore is a store that commits every write through one writer (the embedded store).
+type writerStore interface {
+	WriterStats() store.WriterStats
+}
+
+// New creates the collectors and registers them, with the Go and process collectors, a
+// queue-depth collector that asks st at each scrape, and, when st commits through one writer,
+// that writer's figures.
 func New(st store.Store) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
@@ -60,7 +68,48 @@ func New(st store.Store) *Metrics {
 	m.Registry.MustRegister(m.EventsPublished, m.Outcomes, m.Attempts, m.AttemptDuration, m.InFlight, m.Held, m.AlertsSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		queueCollector{st: st})
+	if w, ok := st.(writerStore); ok {
+		m.writer = w
+		m.Registry.MustRegister(writerCollector{w})
+	}
 	return m
+}
+
+// Writer reports the store's writer figures, if the store commits through one writer.
+func (m *Metrics) Writer() (store.WriterStats, bool) {
+	if m.writer == nil {
+		return store.WriterStats{}, false
+	}
+	return m.writer.WriterStats(), true
+}
+
+var (
+	writerBusyDesc = prometheus.NewDesc("hookrelay_store_writer_busy_seconds_total",
+		"Time the embedded store's single writer spent on writes, committing included. Its rate near 1 means writes queue for the writer.", nil, nil)
+	writerCommittingDesc = prometheus.NewDesc("hookrelay_store_writer_commit_seconds_total",
+		"Part of the writer's busy time spent committing: writing the WAL and syncing it to disk.", nil, nil)
+	writerCommitsDesc = prometheus.NewDesc("hookrelay_store_writer_commits_total",
+		"Transactions the embedded store's writer committed; each holds every write that was waiting.", nil, nil)
+	writerWritesDesc = prometheus.NewDesc("hookrelay_store_writer_writes_total",
+		"Writes (publishes, claims, outcomes, API changes) the embedded store's writer committed.", nil, nil)
+)
+
+// writerCollector reads the embedded store's writer figures at each scrape.
+type writerCollector struct{ w writerStore }
+
+func (c writerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- writerBusyDesc
+	ch <- writerCommittingDesc
+	ch <- writerCommitsDesc
+	ch <- writerWritesDesc
+}
+
+func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.w.WriterStats()
+	ch <- prometheus.MustNewConstMetric(writerBusyDesc, prometheus.CounterValue, s.Busy.Seconds())
+	ch <- prometheus.MustNewConstMetric(writerCommittingDesc, prometheus.CounterValue, s.Committing.Seconds())
+	ch <- prometheus.MustNewConstMetric(writerCommitsDesc, prometheus.CounterValue, float64(s.Commits))
+	ch <- prometheus.MustNewConstMetric(writerWritesDesc, prometheus.CounterValue, float64(s.Writes))
 }
 
 // Handler serves the metrics in the Prometheus text format.

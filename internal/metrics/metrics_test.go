@@ -1,6 +1,14 @@
 package metrics
 
-import "testing"
+import (
+	"context"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
 
 func TestAttempted(t *testing.T) {
 	m := New(nil)
@@ -13,4 +21,61 @@ func TestAttempted(t *testing.T) {
 	if all, none := m.Attempted(); all != 6 || none != 2 {
 		t.Fatalf("Attempted() = %d, %d; want 6, 2", all, none)
 	}
+}
+
+// queueFake is a store that answers only the queue depth a scrape asks for.
+type queueFake struct{ store.Store }
+
+func (queueFake) QueueStats(context.Context, time.Time) (store.QueueStats, error) {
+	return store.QueueStats{}, nil
+}
+
+// writerStoreFake stands for the embedded store: a store with a single writer.
+type writerStoreFake struct {
+	queueFake
+	stats store.WriterStats
+}
+
+func (w *writerStoreFake) WriterStats() store.WriterStats { return w.stats }
+
+func TestWriterMetrics(t *testing.T) {
+	st := &writerStoreFake{stats: store.WriterStats{Commits: 7, Writes: 19, Busy: 1500 * time.Millisecond, Committing: 250 * time.Millisecond}}
+	m := New(st)
+	want := map[string]float64{
+		"hookrelay_store_writer_busy_seconds_total":   1.5,
+		"hookrelay_store_writer_commit_seconds_total": 0.25,
+		"hookrelay_store_writer_commits_total":        7,
+		"hookrelay_store_writer_writes_total":         19,
+	}
+	if got := writerCounters(t, m); !maps.Equal(got, want) {
+		t.Errorf("writer metrics = %v, want %v", got, want)
+	}
+	if got, ok := m.Writer(); !ok || got != st.stats {
+		t.Errorf("Writer() = %+v, %v; want %+v, true", got, ok, st.stats)
+	}
+
+	// A store without a single writer (PostgreSQL) has none of them.
+	m = New(queueFake{})
+	if got := writerCounters(t, m); len(got) != 0 {
+		t.Errorf("without a single writer: %v, want none", got)
+	}
+	if _, ok := m.Writer(); ok {
+		t.Error("Writer() reports figures for a store without a single writer")
+	}
+}
+
+// writerCounters gathers m's hookrelay_store_writer_* counters.
+func writerCounters(t *testing.T, m *Metrics) map[string]float64 {
+	t.Helper()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if strings.HasPrefix(f.GetName(), "hookrelay_store_writer_") {
+			got[f.GetName()] = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return got
 }

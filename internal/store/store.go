@@ -270,6 +270,17 @@ type QueueStats struct {
 	Scheduled int // pending with NextAttemptAt > now
 }
 
+// WriterStats describes a store that commits every write through one writer (the embedded
+// store): how much of its time that writer was busy, and how it grouped writes into commits.
+// Every figure counts from the store's opening.
+type WriterStats struct {
+	Commits int64 // transactions committed (or failed)
+	Writes  int64 // writes (publishes, claims, outcomes, …) in them
+	// Busy is the writer's time from taking a batch of writes to handing back their results;
+	// Committing is the part of it spent committing: writing the WAL and syncing it to disk.
+	Busy, Committing time.Duration
+}
+
 // PruneParams says what history may go.
 type PruneParams struct {
 	// Before: finished deliveries completed before it, events created before it that no

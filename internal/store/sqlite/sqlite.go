@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -48,6 +49,7 @@ type Store struct {
 	ckptDone  chan struct{}
 
 	ops    chan *op
+	stats  writerStats
 	closed chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -73,6 +75,21 @@ type writerCache struct {
 	// directory's lock, so no one else inserts. It only grows: ids of a rolled-back insert are
 	// skipped, never reused, as AUTOINCREMENT would.
 	nextDelivery int64
+}
+
+// writerStats is the writer's share of store.WriterStats, in nanoseconds where a duration.
+type writerStats struct {
+	commits, writes, busy, committing atomic.Int64
+}
+
+// WriterStats reports how busy the writer goroutine has been since Open.
+func (s *Store) WriterStats() store.WriterStats {
+	return store.WriterStats{
+		Commits:    s.stats.commits.Load(),
+		Writes:     s.stats.writes.Load(),
+		Busy:       time.Duration(s.stats.busy.Load()),
+		Committing: time.Duration(s.stats.committing.Load()),
+	}
 }
 
 func (c *writerCache) reset() {
@@ -314,6 +331,12 @@ func (s *Store) writer() {
 // commit runs the batch in one transaction; each op sees only its own error, and a failed
 // commit fails every op that had succeeded.
 func (s *Store) commit(batch []*op) {
+	start := time.Now()
+	defer func() {
+		s.stats.commits.Add(1)
+		s.stats.writes.Add(int64(len(batch)))
+		s.stats.busy.Add(int64(time.Since(start)))
+	}()
 	errs := make([]error, len(batch))
 	tx, err := s.wdb.BeginTx(context.Background(), nil)
 	if err != nil {
@@ -355,7 +378,10 @@ func (s *Store) commit(batch []*op) {
 		batch[0].err <- errs[0]
 		return
 	}
-	if err := tx.Commit(); err != nil {
+	committing := time.Now()
+	err = tx.Commit()
+	s.stats.committing.Add(int64(time.Since(committing)))
+	if err != nil {
 		s.cache.reset() // it may hold what did not commit
 		for i := range errs {
 			if errs[i] == nil {

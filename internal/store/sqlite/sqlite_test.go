@@ -15,17 +15,21 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	})
+	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, t.TempDir()) })
 }
 
 // accountWithWebhook creates an account with one message-send webhook.
+// openStore opens the store in dir for the test, closed when it ends.
+func openStore(t *testing.T, dir string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func accountWithWebhook(t *testing.T, s *sqlite.Store, at time.Time) store.Account {
 	t.Helper()
 	ctx := context.Background()
@@ -44,11 +48,7 @@ func accountWithWebhook(t *testing.T, s *sqlite.Store, at time.Time) store.Accou
 // cutoff, and deletes exactly the finished deliveries completed before it, gaps or not.
 func TestPruneStopsAtTheCutoff(t *testing.T) {
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, t.TempDir())
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := accountWithWebhook(t, s, t0)
 	const n = 300
@@ -187,11 +187,7 @@ func TestDeliveryIDsNeverRepeat(t *testing.T) {
 func TestCheckpointer(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := sqlite.Open(ctx, dir, sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, dir)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	a := accountWithWebhook(t, s, t0)
 	file := filepath.Join(dir, sqlite.FileName)
@@ -219,5 +215,29 @@ func TestCheckpointer(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the database file is %d bytes 5s after 200 KB were committed, %d before: nothing checkpointed it", size(), before)
 		}
+	}
+}
+
+// TestWriterStats: the writer counts each commit and the writes in it, and its time.
+func TestWriterStats(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, t.TempDir())
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := accountWithWebhook(t, s, t0)
+	before := s.WriterStats()
+	// One at a time: each write is a commit of its own.
+	for i := range 5 {
+		events := []store.NewEvent{{ID: fmt.Sprintf("w%d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: t0}}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := s.WriterStats()
+	if c, w := after.Commits-before.Commits, after.Writes-before.Writes; c != 5 || w != 5 {
+		t.Errorf("5 publishes one after the other: %d commits of %d writes, want 5 of 5", c, w)
+	}
+	busy, committing := after.Busy-before.Busy, after.Committing-before.Committing
+	if committing <= 0 || busy < committing {
+		t.Errorf("busy %v, committing %v: want committing > 0 and within busy", busy, committing)
 	}
 }
