@@ -162,7 +162,7 @@ func Run(ctx context.Context, o Options, progressOut io.Writer) (rep *Report, er
 	}
 
 	c := &r.rep.Checks
-	c.EngineAttempts, c.EngineAttemptsNoResponse = r.engine.all, r.engine.noResponse
+	c.EngineAttempts, c.EngineAttemptsNoResponse, c.EngineDeferred = r.engine.all, r.engine.noResponse, r.engine.deferred
 	c.OK = runErr == nil && c.Missing == 0 && c.UnexplainedDuplicates == 0 && c.SignatureFailures == 0 && c.Problems == 0 && len(c.Errors) == 0
 	if runErr != nil {
 		r.rep.Error = runErr.Error()
@@ -462,13 +462,25 @@ type measured struct {
 	cpu        time.Duration
 	storeBytes int64
 	writer     *WriterReport
+	machine    *MachineUse
 }
 
-// usage0 reads the process's CPU time and ru's store writer figures at the edge of a measured
-// phase.
-func usage0(ru *run) (time.Duration, writerMark) {
+// mark is what is read at the edges of a measured phase: the process's CPU time, the store
+// writer's figures and the machine's CPU time.
+type mark struct {
+	cpu     time.Duration
+	writer  writerMark
+	machine cpuTimes
+}
+
+func (ru *run) mark() mark {
 	cpu, _ := usage()
-	return cpu, ru.p.writerMark()
+	return mark{cpu: cpu, writer: ru.p.writerMark(), machine: machineTimes()}
+}
+
+// since is what was measured from m0 to m, the store's size aside.
+func (m mark) since(m0 mark) measured {
+	return measured{cpu: m.cpu - m0.cpu, writer: m.writer.since(m0.writer), machine: m.machine.since(m0.machine)}
 }
 
 // report makes the report of events [lo, hi) of ru, published by pb.
@@ -482,6 +494,7 @@ func (r *runner) report(ru *run, pb *publisher, lo, hi int, rate float64, m meas
 		Requests: s.requests, Duplicates: s.duplicates, FailedOnPurpose: s.failed,
 		CPUSeconds:   m.cpu.Seconds(),
 		Writer:       m.writer,
+		Machine:      m.machine,
 		PeakRSSBytes: rss, StoreBytes: m.storeBytes, BookkeepingBytes: t.bytes(),
 		LatencyMs: percentiles(s.latencies, tick),
 	}
@@ -549,14 +562,14 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 	want := int64(n) * int64(ru.lay.fanout)
 	pb := r.publisher(ru)
 	r.prog.set(rateLine("["+ru.name+"]", pb.accepted.Load, int64(n), ru.t.total.Load, want))
-	cpu0, w0 := usage0(ru)
+	m0 := ru.mark()
 	err := r.publish(ctx, pb, 0, n, rate)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, want)
 	}
-	cpu1, w1 := usage0(ru)
+	m := ru.mark().since(m0)
 	r.prog.set(nil)
-	m := measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)}
+	m.storeBytes = r.storeSize(ctx, ru)
 	err = errors.Join(r.failed(ru.name, err), ru.stop())
 	rep := r.report(ru, pb, 0, n, rate, m)
 	r.addChecks(ru.name, ru.t, 0, n)
@@ -684,9 +697,9 @@ func (r *runner) publishScenario(ctx context.Context) error {
 	r.prog.set(func() string {
 		return fmt.Sprintf("[publish: receivers down] published %s/%s events", count(pb.accepted.Load()), count(int64(n)))
 	})
-	cpu0, w0 := usage0(ru)
+	m0 := ru.mark()
 	err = r.publish(ctx, pb, 0, n, 0)
-	cpu1, w1 := usage0(ru)
+	m1 := ru.mark()
 	r.endProfile() // the profile is of the publishing alone
 	if err != nil {
 		return r.failed("publish", err)
@@ -696,11 +709,13 @@ func (r *runner) publishScenario(ctx context.Context) error {
 	ru.tg.setUp()
 	err = r.wait(ctx, ru, 0, want)
 	r.prog.set(nil)
-	// No delivery CPU: what was measured is the publishing's, as the writer's figures are.
-	m := measured{storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)}
+	// No delivery CPU: what was measured is the publishing's, as the writer's and the
+	// machine's figures are.
+	m := m1.since(m0)
+	m.cpu, m.storeBytes = 0, r.storeSize(ctx, ru)
 	err = errors.Join(r.failed(ru.name, err), ru.stop())
 	rep := r.report(ru, pb, 0, n, 0, m)
-	rep.PublishCPUSeconds = (cpu1 - cpu0).Seconds()
+	rep.PublishCPUSeconds = (m1.cpu - m0.cpu).Seconds()
 	rep.PublishCPUSecondsPer1000 = rep.PublishCPUSeconds * 1000 / float64(n)
 	if rep.PublishSeconds > 0 {
 		rep.PublishCPUCores = rep.PublishCPUSeconds / rep.PublishSeconds
@@ -730,16 +745,17 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 	// Normal.
 	pb := r.publisher(ru)
 	r.prog.set(rateLine("[backlog: normal]", pb.accepted.Load, int64(n0), func() int64 { return t.delivered[0].Load() }, int64(n0)*f))
-	cpu0, w0 := usage0(ru)
+	m0 := ru.mark()
 	err = r.publish(ctx, pb, 0, n0, 0)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, int64(n0)*f)
 	}
-	cpu1, w1 := usage0(ru)
+	m := ru.mark().since(m0)
 	if err != nil {
 		return r.failed("backlog: normal", err)
 	}
-	normal := r.report(ru, pb, 0, n0, 0, measured{cpu: cpu1 - cpu0, storeBytes: r.storeSize(ctx, ru), writer: w1.since(w0)})
+	m.storeBytes = r.storeSize(ctx, ru)
+	normal := r.report(ru, pb, 0, n0, 0, m)
 	normal.Name = "backlog: normal"
 	r.rep.Runs = append(r.rep.Runs, normal)
 	b.NormalDeliveriesPerSec = normal.DeliveriesPerSec
@@ -752,7 +768,7 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 	r.prog.set(func() string {
 		return fmt.Sprintf("[backlog: receivers down] published %s/%s events · %s deliveries pending", count(pb.accepted.Load()), count(int64(nb)), count(pb.accepted.Load()*f))
 	})
-	cpu0, _ = usage()
+	cpu0, _ := usage()
 	if err := r.publish(ctx, pb, n0, n0+nb, 0); err != nil {
 		return r.failed("backlog: receivers down", err)
 	}

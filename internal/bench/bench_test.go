@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,8 +54,11 @@ func TestTinyRunCountsExactly(t *testing.T) {
 	if !c.OK || c.Deliveries != 600 || c.Delivered != 600 || c.Missing != 0 || c.Duplicates != 0 || c.SignatureFailures != 0 || c.Problems != 0 {
 		t.Errorf("checks = %+v", c)
 	}
-	if c.EngineAttempts != 600 || c.EngineAttemptsNoResponse != 0 {
-		t.Errorf("the engine made %d attempts, %d without a response; want 600, 0", c.EngineAttempts, c.EngineAttemptsNoResponse)
+	if c.EngineAttempts != 600 || c.EngineAttemptsNoResponse != 0 || c.EngineDeferred != 0 {
+		t.Errorf("the engine made %d attempts, %d without a response, %d deferrals; want 600, 0, 0", c.EngineAttempts, c.EngineAttemptsNoResponse, c.EngineDeferred)
+	}
+	if runtime.GOOS == "linux" && (m.Machine == nil || m.Machine.CoresBusy <= 0 || m.Machine.StealShare < 0) {
+		t.Errorf("machine CPU = %+v; want the cores busy read from /proc/stat", m.Machine)
 	}
 	// 300 events took at least 3 publishes and the outcomes of 600 deliveries, all through the
 	// embedded store's writer.

@@ -40,6 +40,7 @@ type pipeline struct {
 // a timeout) is only here.
 type engineAttempts struct {
 	all, noResponse int64
+	deferred        int64 // deliveries given back to the store unattempted, to wait
 }
 
 type node struct {
@@ -105,6 +106,7 @@ func (p *pipeline) stop() error {
 			all, none := nd.srv.Metrics().Attempted()
 			p.engine.all += all
 			p.engine.noResponse += none
+			p.engine.deferred += nd.srv.Metrics().Deferred()
 		}
 	}
 	p.nodes = nil

@@ -118,6 +118,19 @@ type RunReport struct {
 	// Writer is what the embedded store's single writer did over the measured phase (the
 	// publishing alone in the publish scenario); absent on PostgreSQL.
 	Writer *WriterReport `json:"storeWriter,omitempty"`
+	// Machine is the whole machine's CPU use over the same phase (Linux): every process, a
+	// PostgreSQL server's included.
+	Machine *MachineUse `json:"machineCpu,omitempty"`
+}
+
+// MachineUse is the whole machine's CPU use over a measured phase, from /proc/stat.
+type MachineUse struct {
+	// CoresBusy is CPU time spent by every process and the kernel ÷ wall time: at the number
+	// of CPUs, the machine had nothing left to give.
+	CoresBusy float64 `json:"coresBusy"`
+	// StealShare is the share of CPU time the hypervisor gave to other machines: work
+	// measured while it is high was slowed by the host, not by hookrelay.
+	StealShare float64 `json:"stealShare"`
 }
 
 // WriterReport is what the embedded store's single writer did over a measured phase.
@@ -222,9 +235,12 @@ type Checks struct {
 	Problems int64 `json:"problems"`
 	// The attempts the engines made, and those of them that got no response (a transport
 	// error or a timeout): the receivers count only the requests that reached them.
-	EngineAttempts           int64    `json:"engineAttempts"`
-	EngineAttemptsNoResponse int64    `json:"engineAttemptsNoResponse"`
-	Errors                   []string `json:"errors"`
+	EngineAttempts           int64 `json:"engineAttempts"`
+	EngineAttemptsNoResponse int64 `json:"engineAttemptsNoResponse"`
+	// EngineDeferred counts deliveries the engines gave back to the store unattempted, to wait
+	// for a throughput window or a slow webhook (a delivery may be deferred more than once).
+	EngineDeferred int64    `json:"engineDeferred"`
+	Errors         []string `json:"errors"`
 }
 
 // WriteJSON writes the report as one JSON object.
@@ -284,6 +300,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		if wr := run.Writer; wr != nil {
 			fmt.Fprintf(tw, "  store writer\t%s%% busy\t%s writes per commit, %s%% of its time committing (WAL write and sync)\n",
 				fixed(wr.Busy*100, 0), fixed(wr.WritesPerCommit, 1), fixed(wr.CommitShare*100, 0))
+		}
+		if mu := run.Machine; mu != nil {
+			fmt.Fprintf(tw, "  machine CPU\t%s of %d cores busy\tevery process counted; %s%% of the time stolen by the hypervisor\n",
+				fixed(mu.CoresBusy, 2), r.Machine.CPUs, fixed(mu.StealShare*100, 1))
 		}
 		fmt.Fprintf(tw, "  peak RSS\t%s\t(bench bookkeeping %s of it)\n", mib(run.PeakRSSBytes), mib(run.BookkeepingBytes))
 		fmt.Fprintf(tw, "  store on disk\t%s\n", mib(run.StoreBytes))
@@ -355,8 +375,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "checks: passed — %s deliveries, each arrived once with its signature verified and its body intact; %s\n",
 			count(c.Delivered), dup)
-		fmt.Fprintf(w, "engine:  %s attempts made, %s of them without a response (the receivers count only the requests that reach them)\n",
-			count(c.EngineAttempts), count(c.EngineAttemptsNoResponse))
+		fmt.Fprintf(w, "engine:  %s attempts made, %s of them without a response (the receivers count only the requests that reach them); %s deferrals to a later time (a slow webhook's or a shut window's)\n",
+			count(c.EngineAttempts), count(c.EngineAttemptsNoResponse), count(c.EngineDeferred))
 	} else {
 		fmt.Fprintf(w, "checks: FAILED — %s missing, %s unexplained duplicates, %s signature failures, %s unexpected requests\n",
 			count(c.Missing), count(c.UnexplainedDuplicates), count(c.SignatureFailures), count(c.Problems))

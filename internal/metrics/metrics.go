@@ -138,6 +138,16 @@ func (c queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(q.Scheduled), "scheduled")
 }
 
+// Deferred reports the deliveries given back to the store so far to wait for a throughput
+// window or a slow webhook, with no attempt made.
+func (m *Metrics) Deferred() int64 {
+	var d dto.Metric
+	if err := m.Outcomes.WithLabelValues("deferred").Write(&d); err != nil {
+		return 0 // a counter's Write does not fail
+	}
+	return int64(d.GetCounter().GetValue())
+}
+
 // Attempted reports the delivery attempts counted so far, and how many of them got no
 // response (transport error or timeout).
 func (m *Metrics) Attempted() (all, noResponse int64) {

@@ -21,6 +21,11 @@ func TestAttempted(t *testing.T) {
 	if all, none := m.Attempted(); all != 6 || none != 2 {
 		t.Fatalf("Attempted() = %d, %d; want 6, 2", all, none)
 	}
+	m.Outcomes.WithLabelValues("succeeded").Add(5)
+	m.Outcomes.WithLabelValues("deferred").Add(4)
+	if n := m.Deferred(); n != 4 {
+		t.Fatalf("Deferred() = %d, want 4", n)
+	}
 }
 
 // queueFake is a store that answers only the queue depth a scrape asks for.
