@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -359,5 +360,39 @@ func TestDuplicatesExplainedOnlyByRetries(t *testing.T) {
 	if s.pairs != 6 || s.delivered != 3 || s.missing != 3 || s.duplicates != 2 || s.unexplained != 1 {
 		t.Errorf("pairs %d delivered %d missing %d duplicates %d unexplained %d; want 6 3 3 2 1",
 			s.pairs, s.delivered, s.missing, s.duplicates, s.unexplained)
+	}
+}
+
+// TestTargetsByStore: a throughput run is judged by the embedded store's targets, or on
+// PostgreSQL by its own: one node ≥ 5,000 deliveries/s; several nodes against one, which takes
+// a second invocation.
+func TestTargetsByStore(t *testing.T) {
+	for _, tc := range []struct {
+		url   string
+		nodes int
+		want  []string
+		note  bool
+	}{
+		{"", 1, []string{"deliveries/s end to end", "pipeline ÷ baseline"}, false},
+		{"postgres://x", 1, []string{"PostgreSQL, one node: deliveries/s"}, false},
+		{"postgres://x", 3, nil, true},
+	} {
+		r := &runner{o: Options{DatabaseURL: tc.url, Nodes: tc.nodes}, rep: &Report{Scenario: "throughput",
+			Runs: []RunReport{{DeliveriesPerSec: 6_000}}, RatioToBaseline: 0.4, Targets: []Target{}, Notes: []string{}}}
+		r.targets()
+		var got []string
+		for _, tg := range r.rep.Targets {
+			got = append(got, tg.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q, %d nodes: targets %q, want %q", tc.url, tc.nodes, got, tc.want)
+		}
+		if tc.url == "postgres://x" && tc.nodes == 1 && !r.rep.Targets[0].Met {
+			t.Errorf("one PostgreSQL node at 6,000/s: target not met")
+		}
+		hasNote := slices.ContainsFunc(r.rep.Notes, func(n string) bool { return strings.Contains(n, "--nodes 1") })
+		if hasNote != tc.note {
+			t.Errorf("%q, %d nodes: notes %q", tc.url, tc.nodes, r.rep.Notes)
+		}
 	}
 }

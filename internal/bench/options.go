@@ -204,7 +204,8 @@ counts less (not with --cpuprofile). It exits non-zero if any check fails.
 Scenarios (--scenario; each sets up what its target needs and reports what it is judged by):
   throughput  --events (50,000) as fast as possible, fan-out 2. Judged by deliveries/s
               (≥ 10,000) and ratio to baseline (≥ 0.5). Publishing competes with delivering
-              for the cores here; its rate is reported, not judged.
+              for the cores here; its rate is reported, not judged. On --database-url: one
+              node by deliveries/s (≥ 5,000); several nodes against a one-node run.
   latency     open-loop offered load --rate (2,000 events/s), batches of 20, 20,000 events.
               Judged by p99 publish→receipt (≤ 50 ms).
   publish     receivers down (requests held unanswered, delivery timeout 5m) while --events
@@ -231,8 +232,11 @@ Figures: publish rate (events accepted/s); end to end (first publish sent → la
 latency (publish request sent → first 200, per delivery); attempts per delivery (requests at
 receivers ÷ deliveries); CPU s per 1,000 deliveries (getrusage self, user+sys, measured phase);
 peak RSS (ru_maxrss); store size. Receivers and publishers share the process: CPU and RSS
-include them. After the checks, the engines' own count of attempts over all runs, with those
-that got no response (transport errors, timeouts), which never reach a receiver's count.
+include them. Store writer (embedded store): share of the phase it was busy, writes per commit,
+share of its time committing. Machine CPU (Linux, /proc/stat): cores busy over every process,
+PostgreSQL's included, and the share stolen by the hypervisor. After the checks, the engines'
+own count of attempts over all runs, with those that got no response (transport errors,
+timeouts), which never reach a receiver's count, and of deferrals to a later time.
 
 Flags (a scenario's defaults apply to the flags not given):
 `
