@@ -132,7 +132,7 @@ type hook struct {
 // room in memory for about WebhookConcurrency deliveries and the rest of its backlog would be
 // deferred across a minute: hookrelay bench's publish scenario, whose receivers hold every
 // request while it publishes, made 30,000 deferrals and took 67 s instead of 8 s to deliver
-// 100,000 in 4 of 6 runs. A webhook that has really slowed down keeps the raised average, and
+// 100,000 in 4 of 10 runs. A webhook that has really slowed down keeps the raised average, and
 // after paceSettles it is planned with it.
 type pace struct {
 	avg, settled time.Duration

@@ -18,7 +18,6 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openStore(t, t.TempDir()) })
 }
 
-// accountWithWebhook creates an account with one message-send webhook.
 // openStore opens the store in dir for the test, closed when it ends.
 func openStore(t *testing.T, dir string) *sqlite.Store {
 	t.Helper()
@@ -30,6 +29,7 @@ func openStore(t *testing.T, dir string) *sqlite.Store {
 	return s
 }
 
+// accountWithWebhook creates an account with one message-send webhook.
 func accountWithWebhook(t *testing.T, s *sqlite.Store, at time.Time) store.Account {
 	t.Helper()
 	ctx := context.Background()
