@@ -276,7 +276,7 @@ type QueueStats struct {
 type WriterStats struct {
 	Commits int64 // transactions committed (or failed)
 	Writes  int64 // writes (publishes, claims, outcomes, …) in them
-	// Busy is the writer's time from taking a batch of writes to handing back their results;
+	// Busy is the writer's time from taking a batch of writes to having their results;
 	// Committing is the part of it spent committing: writing the WAL and syncing it to disk.
 	Busy, Committing time.Duration
 }

@@ -308,7 +308,7 @@ func (s *Store) writer() {
 			for {
 				select {
 				case o := <-s.ops:
-					s.commit([]*op{o})
+					s.run([]*op{o})
 				default:
 					return
 				}
@@ -324,26 +324,33 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		s.commit(batch)
+		s.run(batch)
 	}
 }
 
-// commit runs the batch in one transaction; each op sees only its own error, and a failed
-// commit fails every op that had succeeded.
-func (s *Store) commit(batch []*op) {
+// run commits the batch, counts it in the writer's figures, then gives each op its result:
+// whoever waits on an op sees figures that include it.
+func (s *Store) run(batch []*op) {
 	start := time.Now()
-	defer func() {
-		s.stats.commits.Add(1)
-		s.stats.writes.Add(int64(len(batch)))
-		s.stats.busy.Add(int64(time.Since(start)))
-	}()
+	errs := s.commit(batch)
+	s.stats.commits.Add(1)
+	s.stats.writes.Add(int64(len(batch)))
+	s.stats.busy.Add(int64(time.Since(start)))
+	for i, o := range batch {
+		o.err <- errs[i]
+	}
+}
+
+// commit runs the batch in one transaction and returns each op's error: each op sees only its
+// own, and a failed commit fails every op that had succeeded.
+func (s *Store) commit(batch []*op) []error {
 	errs := make([]error, len(batch))
 	tx, err := s.wdb.BeginTx(context.Background(), nil)
 	if err != nil {
-		for _, o := range batch {
-			o.err <- fmt.Errorf("begin: %w", err)
+		for i := range errs {
+			errs[i] = fmt.Errorf("begin: %w", err)
 		}
-		return
+		return errs
 	}
 	single := len(batch) == 1
 	for i, o := range batch {
@@ -375,8 +382,7 @@ func (s *Store) commit(batch []*op) {
 	if single && errs[0] != nil {
 		tx.Rollback()
 		s.cache.reset() // the failed op may have changed it
-		batch[0].err <- errs[0]
-		return
+		return errs
 	}
 	committing := time.Now()
 	err = tx.Commit()
@@ -394,9 +400,7 @@ func (s *Store) commit(batch []*op) {
 		default:
 		}
 	}
-	for i, o := range batch {
-		o.err <- errs[i]
-	}
+	return errs
 }
 
 // ms converts t to the stored form: milliseconds since the epoch.
