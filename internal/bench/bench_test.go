@@ -58,8 +58,9 @@ func TestTinyRunCountsExactly(t *testing.T) {
 	if c.EngineAttempts != 600 || c.EngineAttemptsNoResponse != 0 || c.EngineDeferred != 0 {
 		t.Errorf("the engine made %d attempts, %d without a response, %d deferrals; want 600, 0, 0", c.EngineAttempts, c.EngineAttemptsNoResponse, c.EngineDeferred)
 	}
-	if runtime.GOOS == "linux" && (m.Machine == nil || m.Machine.CoresBusy <= 0 || m.Machine.StealShare < 0) {
-		t.Errorf("machine CPU = %+v; want the cores busy read from /proc/stat", m.Machine)
+	// /proc/stat counts in ticks of 10 ms: a short run may see none of them busy.
+	if mu := m.Machine; runtime.GOOS == "linux" && (mu == nil || mu.CoresBusy < 0 || mu.CoresBusy > float64(runtime.NumCPU())+0.01 || mu.StealShare < 0 || mu.StealShare > 1) {
+		t.Errorf("machine CPU = %+v; want the cores busy read from /proc/stat", mu)
 	}
 	// 300 events took at least 3 publishes and the outcomes of 600 deliveries, all through the
 	// embedded store's writer.
