@@ -35,7 +35,16 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 				return fmt.Errorf("read the next delivery id: %w", err)
 			}
 		}
-		var eventArgs, pending, cancelled []any
+		// The argument lists are the writer's own, kept between publishes (emptied after
+		// use, so they hold no event past its publish): growing them afresh each time was 3%
+		// of the writer's time.
+		a := &s.publishArgs
+		defer a.reset()
+		eventArgs, pending, cancelled := a.events[:0], a.pending[:0], a.cancelled[:0]
+		var jobs []store.Job // every event's jobs, each event's a slice of it
+		if p.Owner != "" {
+			jobs = make([]store.Job, 0, len(p.Events)*2)
+		}
 		for i, e := range p.Events {
 			results[i] = store.Published{EventID: e.ID, Type: e.Type}
 			exists, seen := c.accounts[e.AccountID]
@@ -77,6 +86,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 					}
 				}
 			}
+			firstJob := len(jobs)
 			fk := fanoutKey{e.AccountID, e.Type}
 			ts, ok := c.targets[fk]
 			if !ok {
@@ -96,14 +106,19 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 					cancelled = append(cancelled, id, e.AccountID, t.id, e.ID, e.Type, now, now)
 				case p.Owner != "":
 					pending = append(pending, id, e.AccountID, t.id, e.ID, e.Type, now)
-					results[i].Jobs = append(results[i].Jobs, store.Job{DeliveryID: id, AccountID: e.AccountID, WebhookID: t.id,
+					jobs = append(jobs, store.Job{DeliveryID: id, AccountID: e.AccountID, WebhookID: t.id,
 						WebhookVersion: t.version, EventID: e.ID, Event: e.Type, CreatedAt: fromMs(now)})
 				default:
 					pending = append(pending, id, e.AccountID, t.id, e.ID, e.Type, now, now)
 				}
 			}
 			results[i].Deliveries = len(ts)
+			if len(jobs) > firstJob {
+				// Full slice expression: an append to one event's jobs never reaches the next's.
+				results[i].Jobs = jobs[firstJob:len(jobs):len(jobs)]
+			}
 		}
+		a.events, a.pending, a.cancelled = eventArgs, pending, cancelled
 		if err := st.insertEvents.run(ctx, tx, nil, eventArgs); err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
@@ -123,6 +138,26 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 		return nil, err
 	}
 	return results, nil
+}
+
+// publishArgs are Publish's argument lists, kept by the writer goroutine between publishes.
+type publishArgs struct {
+	events, pending, cancelled []any
+}
+
+// maxKeptArgs bounds what publishArgs keeps between publishes (a list that grew past it, for
+// an unusually large publish, is let go).
+const maxKeptArgs = 1 << 16
+
+// reset empties the lists, so that they hold no event's values past its publish.
+func (a *publishArgs) reset() {
+	for _, l := range []*[]any{&a.events, &a.pending, &a.cancelled} {
+		clear(*l)
+		*l = (*l)[:0]
+		if cap(*l) > maxKeptArgs {
+			*l = nil
+		}
+	}
 }
 
 // duplicateIn finds an earlier event of the same batch with e's account and idempotency key.

@@ -59,6 +59,8 @@ type Store struct {
 	// Owned by the writer goroutine: what it knows of the committed state, so that a publish
 	// needs no query for it.
 	cache writerCache
+	// Owned by the writer goroutine too: Publish's argument lists, kept between publishes.
+	publishArgs publishArgs
 }
 
 // writerCache holds what Publish reads of accounts and webhooks, and the next delivery id.
