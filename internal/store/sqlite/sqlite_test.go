@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	msqlite "modernc.org/sqlite"
 
 	"github.com/hookrelay/hookrelay/internal/store"
 	"github.com/hookrelay/hookrelay/internal/store/sqlite"
@@ -239,5 +242,17 @@ func TestWriterStats(t *testing.T) {
 	busy, committing := after.Busy-before.Busy, after.Committing-before.Committing
 	if committing <= 0 || busy < committing {
 		t.Errorf("busy %v, committing %v: want committing > 0 and within busy", busy, committing)
+	}
+}
+
+// TestCommitsWithFdatasync: where the platform has fdatasync(2), opening a store makes SQLite
+// commit with it, as SQLite's own Linux builds do, not with the transpiled library's fsync.
+func TestCommitsWithFdatasync(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("fdatasync is switched on where the library can use it; checked on Linux")
+	}
+	openStore(t, t.TempDir())
+	if !msqlite.FdatasyncEnabled() {
+		t.Error("after Open, SQLite still commits with fsync(2)")
 	}
 }
