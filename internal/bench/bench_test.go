@@ -64,8 +64,9 @@ func TestTinyRunCountsExactly(t *testing.T) {
 	}
 	// 300 events took at least 3 publishes and the outcomes of 600 deliveries, all through the
 	// embedded store's writer.
-	if w := m.Writer; w == nil || w.Commits < 3 || w.WritesPerCommit < 1 || w.Busy <= 0 || w.CommitShare <= 0 || w.CommitShare > 1 {
-		t.Errorf("store writer = %+v; want at least 3 commits of at least one write, busy and committing", w)
+	if w := m.Writer; w == nil || w.Commits < 3 || w.WritesPerCommit < 1 || w.Busy <= 0 || w.CommitShare <= 0 || w.CommitShare > 1 ||
+		w.SlowestCommitMs == nil {
+		t.Errorf("store writer = %+v; want at least 3 commits of at least one write, busy and committing, the slowest timed", w)
 	}
 	if m.Webhooks != 2 || m.Accounts != 1 || m.Fanout != 2 {
 		t.Errorf("layout %d webhooks %d accounts fan-out %d", m.Webhooks, m.Accounts, m.Fanout)

@@ -233,7 +233,8 @@ latency (publish request sent → first 200, per delivery); attempts per deliver
 receivers ÷ deliveries); CPU s per 1,000 deliveries (getrusage self, user+sys, measured phase);
 peak RSS (ru_maxrss); store size. Receivers and publishers share the process: CPU and RSS
 include them. Store writer (embedded store): share of the phase it was busy, writes per commit,
-share of its time committing. Machine CPU (Linux, /proc/stat): cores busy over every process,
+share of its time committing; store commits: how many took over 10 ms, and the slowest one's
+range. Machine CPU (Linux, /proc/stat): cores busy over every process,
 PostgreSQL's included, and the share stolen by the hypervisor. After the checks, the engines'
 own count of attempts over all runs, with those that got no response (transport errors,
 timeouts), which never reach a receiver's count, and of deferrals to a later time.

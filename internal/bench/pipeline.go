@@ -147,6 +147,23 @@ func (m writerMark) since(m0 writerMark) *WriterReport {
 	if commits > 0 {
 		w.WritesPerCommit = float64(m.s.Writes-m0.s.Writes) / float64(commits)
 	}
+	for i := range m.s.CommitsBy {
+		n := m.s.CommitsBy[i] - m0.s.CommitsBy[i]
+		if n == 0 {
+			continue
+		}
+		b := &Bucket{}
+		if i > 0 {
+			b.Over = ms(store.CommitBounds[i-1])
+		}
+		if i < len(store.CommitBounds) {
+			b.UpTo = ms(store.CommitBounds[i])
+		}
+		w.SlowestCommitMs = b
+		if b.Over >= 10 {
+			w.CommitsOver10ms += n
+		}
+	}
 	return w
 }
 

@@ -143,6 +143,17 @@ type WriterReport struct {
 	CommitShare     float64 `json:"commitShare"`
 	Commits         int64   `json:"commits"`
 	WritesPerCommit float64 `json:"writesPerCommit"`
+	// CommitsOver10ms counts the commits that took more than 10 ms: every write behind one
+	// (a publish request, the engine's outcomes) waits as long.
+	CommitsOver10ms int64 `json:"commitsOver10ms"`
+	// SlowestCommitMs is the duration bucket of the slowest commit (nil without a commit).
+	SlowestCommitMs *Bucket `json:"slowestCommitMs,omitempty"`
+}
+
+// Bucket is a range of a histogram: over Over and at most UpTo (no upper bound when UpTo is 0).
+type Bucket struct {
+	Over float64 `json:"over"`
+	UpTo float64 `json:"upTo,omitempty"`
 }
 
 // BaselineReport holds the baseline's figures.
@@ -300,6 +311,13 @@ func (r *Report) WriteTable(w io.Writer) {
 		if wr := run.Writer; wr != nil {
 			fmt.Fprintf(tw, "  store writer\t%s%% busy\t%s writes per commit, %s%% of its time committing (WAL write and sync)\n",
 				fixed(wr.Busy*100, 0), fixed(wr.WritesPerCommit, 1), fixed(wr.CommitShare*100, 0))
+			if b := wr.SlowestCommitMs; b != nil {
+				slowest := fmt.Sprintf("over %s ms", fixed(b.Over, 0))
+				if b.UpTo > 0 {
+					slowest = fmt.Sprintf("%s – %s ms", fixed(b.Over, 0), fixed(b.UpTo, 0))
+				}
+				fmt.Fprintf(tw, "  store commits\t%s over 10 ms\tthe slowest %s\n", count(wr.CommitsOver10ms), slowest)
+			}
 		}
 		if mu := run.Machine; mu != nil {
 			fmt.Fprintf(tw, "  machine CPU\t%s of %d cores busy\tevery process counted; %s%% of the time stolen by the hypervisor\n",

@@ -92,6 +92,8 @@ var (
 		"Transactions the embedded store's writer committed; each holds every write that was waiting.", nil, nil)
 	writerWritesDesc = prometheus.NewDesc("hookrelay_store_writer_writes_total",
 		"Writes (publishes, claims, outcomes, API changes) the embedded store's writer committed.", nil, nil)
+	writerCommitDurationDesc = prometheus.NewDesc("hookrelay_store_writer_commit_duration_seconds",
+		"Time each commit of the embedded store's writer took (writing the WAL and syncing it to disk); every write waiting behind a slow one waits as long.", nil, nil)
 )
 
 // writerCollector reads the embedded store's writer figures at each scrape.
@@ -102,6 +104,7 @@ func (c writerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- writerCommittingDesc
 	ch <- writerCommitsDesc
 	ch <- writerWritesDesc
+	ch <- writerCommitDurationDesc
 }
 
 func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -110,6 +113,14 @@ func (c writerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(writerCommittingDesc, prometheus.CounterValue, s.Committing.Seconds())
 	ch <- prometheus.MustNewConstMetric(writerCommitsDesc, prometheus.CounterValue, float64(s.Commits))
 	ch <- prometheus.MustNewConstMetric(writerWritesDesc, prometheus.CounterValue, float64(s.Writes))
+	buckets := make(map[float64]uint64, len(store.CommitBounds))
+	var n uint64
+	for i, bound := range store.CommitBounds {
+		n += uint64(s.CommitsBy[i])
+		buckets[bound.Seconds()] = n
+	}
+	n += uint64(s.CommitsBy[len(store.CommitBounds)])
+	ch <- prometheus.MustNewConstHistogram(writerCommitDurationDesc, n, s.Committing.Seconds(), buckets)
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -279,6 +279,26 @@ type WriterStats struct {
 	// Busy is the writer's time from taking a batch of writes to having their results;
 	// Committing is the part of it spent committing: writing the WAL and syncing it to disk.
 	Busy, Committing time.Duration
+	// CommitsBy counts the commits by how long each took: CommitsBy[i] those that took at
+	// most CommitBounds[i] and more than the bound before it, the last those over the last
+	// bound. A writer waits for its commit, so slow ones delay every write behind them.
+	CommitsBy [len(CommitBounds) + 1]int64
+}
+
+// CommitBounds are the upper bounds of WriterStats.CommitsBy's buckets.
+var CommitBounds = [...]time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+}
+
+// CommitBucket is the index in WriterStats.CommitsBy of a commit that took d.
+func CommitBucket(d time.Duration) int {
+	for i, b := range CommitBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return len(CommitBounds)
 }
 
 // PruneParams says what history may go.

@@ -88,16 +88,21 @@ type writerCache struct {
 // writerStats is the writer's share of store.WriterStats, in nanoseconds where a duration.
 type writerStats struct {
 	commits, writes, busy, committing atomic.Int64
+	commitsBy                         [len(store.CommitBounds) + 1]atomic.Int64
 }
 
 // WriterStats reports how busy the writer goroutine has been since Open.
 func (s *Store) WriterStats() store.WriterStats {
-	return store.WriterStats{
+	w := store.WriterStats{
 		Commits:    s.stats.commits.Load(),
 		Writes:     s.stats.writes.Load(),
 		Busy:       time.Duration(s.stats.busy.Load()),
 		Committing: time.Duration(s.stats.committing.Load()),
 	}
+	for i := range w.CommitsBy {
+		w.CommitsBy[i] = s.stats.commitsBy[i].Load()
+	}
+	return w
 }
 
 func (c *writerCache) reset() {
@@ -398,7 +403,9 @@ func (s *Store) commit(batch []*op) []error {
 	}
 	committing := time.Now()
 	err = tx.Commit()
-	s.stats.committing.Add(int64(time.Since(committing)))
+	took := time.Since(committing)
+	s.stats.committing.Add(int64(took))
+	s.stats.commitsBy[store.CommitBucket(took)].Add(1)
 	if err != nil {
 		s.cache.reset() // it may hold what did not commit
 		for i := range errs {

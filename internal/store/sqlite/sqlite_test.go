@@ -243,6 +243,13 @@ func TestWriterStats(t *testing.T) {
 	if committing <= 0 || busy < committing {
 		t.Errorf("busy %v, committing %v: want committing > 0 and within busy", busy, committing)
 	}
+	var timed int64
+	for i := range after.CommitsBy {
+		timed += after.CommitsBy[i] - before.CommitsBy[i]
+	}
+	if timed != 5 {
+		t.Errorf("5 commits, %d of them counted by duration (%v → %v)", timed, before.CommitsBy, after.CommitsBy)
+	}
 }
 
 // TestCommitsWithFdatasync: where the platform has fdatasync(2), opening a store makes SQLite
