@@ -281,7 +281,9 @@ type WriterStats struct {
 	Busy, Committing time.Duration
 	// CommitsBy counts the commits by how long each took: CommitsBy[i] those that took at
 	// most CommitBounds[i] and more than the bound before it, the last those over the last
-	// bound. A writer waits for its commit, so slow ones delay every write behind them.
+	// bound. A writer waits for its commit, so slow ones delay every write behind them. (A
+	// batch whose only write failed is rolled back, not committed: Commits counts it, CommitsBy
+	// does not.)
 	CommitsBy [len(CommitBounds) + 1]int64
 }
 

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pressly/goose/v3"
-	msqlite "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	msqlite "modernc.org/sqlite" // registers the "sqlite" database/sql driver; its fdatasync switch
 
 	"github.com/hookrelay/hookrelay/internal/store"
 )
