@@ -147,21 +147,24 @@ func (m writerMark) since(m0 writerMark) *WriterReport {
 	if commits > 0 {
 		w.WritesPerCommit = float64(m.s.Writes-m0.s.Writes) / float64(commits)
 	}
+	slowest := -1 // the last bucket with a commit of the phase
 	for i := range m.s.CommitsBy {
 		n := m.s.CommitsBy[i] - m0.s.CommitsBy[i]
 		if n == 0 {
 			continue
 		}
-		b := &Bucket{}
-		if i > 0 {
-			b.Over = ms(store.CommitBounds[i-1])
-		}
-		if i < len(store.CommitBounds) {
-			b.UpTo = ms(store.CommitBounds[i])
-		}
-		w.SlowestCommitMs = b
-		if b.Over >= 10 {
+		slowest = i
+		if i > 0 && store.CommitBounds[i-1] >= 10*time.Millisecond {
 			w.CommitsOver10ms += n
+		}
+	}
+	if slowest >= 0 {
+		w.SlowestCommitMs = &Bucket{}
+		if slowest > 0 {
+			w.SlowestCommitMs.Over = ms(store.CommitBounds[slowest-1])
+		}
+		if slowest < len(store.CommitBounds) {
+			w.SlowestCommitMs.UpTo = ms(store.CommitBounds[slowest])
 		}
 	}
 	return w
