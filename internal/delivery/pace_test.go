@@ -22,17 +22,21 @@ func fastThenStall(p *pace) (mono time.Duration) {
 	return mono + 5*time.Second
 }
 
+// stallStarts are the two ways a stall can find a webhook: with its pace known, or before any
+// answer; each returns the time the stall ends.
+var stallStarts = []struct {
+	name   string
+	before func(*pace) time.Duration
+}{
+	{"after a known pace", fastThenStall},
+	{"first thing seen", func(*pace) time.Duration { return 10 * time.Second }},
+}
+
 // TestPaceIgnoresAStall: a webhook that answers in 1 ms hangs for 5 s, then answers its 64
 // hung requests at once and goes on at 1 ms. The average jumps; the pace planned with does
 // not, whether or not a pace was known before the stall.
 func TestPaceIgnoresAStall(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		before func(*pace) time.Duration
-	}{
-		{"after a known pace", fastThenStall},
-		{"first thing seen", func(*pace) time.Duration { return 10 * time.Second }},
-	} {
+	for _, tc := range stallStarts {
 		t.Run(tc.name, func(t *testing.T) {
 			var p pace
 			mono := tc.before(&p)
@@ -93,13 +97,7 @@ func TestPaceFollowsASpeedupAtOnce(t *testing.T) {
 // answers do not send its backlog back to the store.
 func TestRoomAfterAStall(t *testing.T) {
 	e := &Engine{cfg: Config{WebhookConcurrency: 64, MaxHeld: 32768}, epoch: time.Now()}
-	for _, tc := range []struct {
-		name   string
-		before func(*pace) time.Duration
-	}{
-		{"after a known pace", fastThenStall},
-		{"first thing seen", func(*pace) time.Duration { return 10 * time.Second }},
-	} {
+	for _, tc := range stallStarts {
 		h := &hook{w: store.Webhook{MaxThroughputPerMinute: 1_000_000}}
 		mono := tc.before(&h.pace)
 		before := e.roomLocked(h)
