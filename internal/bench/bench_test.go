@@ -317,7 +317,7 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	o = o.withDefaults()
-	if o.Rate != 2000 || o.Batch != 20 || o.Events != 20_000 || len(o.RetrySchedule) != 2 || o.Baseline || o.check() != nil {
+	if o.Rate != 2000 || o.Batch != 20 || o.Events != 100_000 || len(o.RetrySchedule) != 2 || o.Baseline || o.check() != nil {
 		t.Errorf("latency defaults: %+v (%v)", o, o.check())
 	}
 	for _, bad := range [][]string{
