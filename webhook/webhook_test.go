@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,21 @@ func TestSignKnownAnswer(t *testing.T) {
 		}
 		if got := webhook.NewSigner(tc.secret).Sign([]byte(tc.body)); got != want {
 			t.Errorf("Signer(%.20q).Sign(%.20q) = %s, want %s", tc.secret, tc.body, got, want)
+		}
+	}
+}
+
+// TestSignerEveryLength checks the Signer against crypto/hmac for keys shorter than, as long
+// as and longer than a SHA-256 block, and bodies that end inside, at and past block bounds.
+func TestSignerEveryLength(t *testing.T) {
+	for k := 0; k <= 2*sha256.BlockSize+1; k++ {
+		secret := strings.Repeat("k", k)
+		s := webhook.NewSigner(secret)
+		for _, n := range []int{0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 1000} {
+			body := bytes.Repeat([]byte{byte(n)}, n)
+			if got, want := s.Sign(body), reference(secret, body); got != want {
+				t.Fatalf("key of %d bytes, body of %d: Sign = %s, want %s", k, n, got, want)
+			}
 		}
 	}
 }
@@ -286,6 +302,27 @@ func BenchmarkSignerSign(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.Sign(benchBody)
+	}
+}
+
+// BenchmarkSignerMany signs with 10,000 Signers in turn and collects garbage after each round,
+// as a busy process does: the case of many webhooks with few deliveries each.
+func BenchmarkSignerMany(b *testing.B) {
+	signers := make([]*webhook.Signer, 10_000)
+	for i := range signers {
+		signers[i] = webhook.NewSigner(fmt.Sprintf("secret-%d", i))
+	}
+	b.SetBytes(int64(len(benchBody)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		signers[i].Sign(benchBody)
+		if i++; i == len(signers) {
+			i = 0
+			b.StopTimer()
+			runtime.GC()
+			b.StartTimer()
+		}
 	}
 }
 
