@@ -20,3 +20,7 @@ func BenchmarkPublishLeased(b *testing.B) {
 func BenchmarkClaimComplete(b *testing.B) {
 	storetest.BenchClaimComplete(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }
+
+func BenchmarkWebhookByID(b *testing.B) {
+	storetest.BenchWebhookByID(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
+}

@@ -183,7 +183,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID int64) error 
 }
 
 func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (store.APIKey, error) {
-	k, err := scanAPIKey(s.rdb.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?`, hash))
+	k, err := scanAPIKey(s.reads.apiKeyByHash.QueryRowContext(ctx, hash))
 	if err != nil {
 		return k, fmt.Errorf("look up api key: %w", notFound(err))
 	}

@@ -25,3 +25,5 @@ func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openBench(b)) }
 func BenchmarkPublishLeased(b *testing.B) { storetest.BenchPublishLeased(b, openBench(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openBench(b)) }
+
+func BenchmarkWebhookByID(b *testing.B) { storetest.BenchWebhookByID(b, openBench(b)) }

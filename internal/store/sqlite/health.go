@@ -43,7 +43,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 		if err != nil {
 			return fmt.Errorf("get webhooks: %w", err)
 		}
-		var healthArgs []any
+		healthArgs := make([]any, 0, len(ids)*s.stmts.health.cols)
 		for _, id := range ids {
 			f, ok := byID[id]
 			if !ok {

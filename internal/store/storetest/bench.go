@@ -109,3 +109,28 @@ func BenchClaimComplete(b *testing.B, s store.Store) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// BenchWebhookByID measures WebhookByID, which the delivery engine calls once for each webhook
+// it has not seen: with thousands of webhooks it runs as often as deliveries start.
+func BenchWebhookByID(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]int64, 100)
+	for i := range ids {
+		w, err := s.CreateWebhook(ctx, webhookFor(a.ID, "message-send"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = w.ID
+	}
+	i := 0
+	for b.Loop() {
+		if _, err := s.WebhookByID(ctx, ids[i%len(ids)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
