@@ -10,7 +10,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -395,18 +394,18 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 			loaded[id] = b
 		}
 	}
-	hooks := make(map[int64]store.Webhook, len(needHooks))
+	hooks := map[int64]store.Webhook{}
 	gone := map[int64]bool{}
-	for _, id := range needHooks {
-		w, err := e.st.WebhookByID(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			gone[id] = true
-			continue
+	if len(needHooks) > 0 {
+		var err error
+		if hooks, err = e.st.WebhooksByID(ctx, needHooks); err != nil {
+			return fmt.Errorf("load webhooks: %w", err)
 		}
-		if err != nil {
-			return fmt.Errorf("load webhook %d: %w", id, err)
+		for _, id := range needHooks {
+			if _, ok := hooks[id]; !ok {
+				gone[id] = true
+			}
 		}
-		hooks[id] = w
 	}
 
 	now := time.Now()

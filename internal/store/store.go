@@ -340,6 +340,10 @@ type Store interface {
 	GetWebhook(ctx context.Context, accountID, id int64) (Webhook, error)
 	// WebhookByID reads a webhook of any account (for the delivery engine).
 	WebhookByID(ctx context.Context, id int64) (Webhook, error)
+	// WebhooksByID reads the webhooks with these ids, of any account: the delivery engine
+	// loads every webhook a batch of deliveries names that it has not seen in one call, not
+	// one per webhook. An id with no webhook is absent from the map.
+	WebhooksByID(ctx context.Context, ids []int64) (map[int64]Webhook, error)
 	ListWebhooks(ctx context.Context, accountID int64, f WebhookFilter, p Page) ([]Webhook, int, error)
 	// UpdateWebhook applies update to the stored webhook inside one transaction and bumps
 	// its Version; an error from update aborts the change and is returned as is. If the

@@ -86,6 +86,29 @@ func (s *Store) WebhookByID(ctx context.Context, id int64) (store.Webhook, error
 	return w, nil
 }
 
+func (s *Store) WebhooksByID(ctx context.Context, ids []int64) (map[int64]store.Webhook, error) {
+	hooks := make(map[int64]store.Webhook, len(ids))
+	if len(ids) == 0 {
+		return hooks, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("get webhooks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("get webhooks: %w", err)
+		}
+		hooks[w.ID] = w
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("get webhooks: %w", err)
+	}
+	return hooks, nil
+}
+
 func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.WebhookFilter, p store.Page) ([]store.Webhook, int, error) {
 	where := `account_id = $1`
 	args := []any{accountID}

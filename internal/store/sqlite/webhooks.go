@@ -104,6 +104,24 @@ func (s *Store) WebhookByID(ctx context.Context, id int64) (store.Webhook, error
 	return w, nil
 }
 
+func (s *Store) WebhooksByID(ctx context.Context, ids []int64) (map[int64]store.Webhook, error) {
+	hooks := make(map[int64]store.Webhook, len(ids))
+	err := queryIn(ctx, s.rdb, ids, func(marks string) string {
+		return `SELECT ` + webhookColumns + ` FROM webhooks WHERE id IN (` + marks + `)`
+	}, func(rows *sql.Rows) error {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return err
+		}
+		hooks[w.ID] = w
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get webhooks: %w", err)
+	}
+	return hooks, nil
+}
+
 func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.WebhookFilter, p store.Page) ([]store.Webhook, int, error) {
 	where := `account_id = ?`
 	args := []any{accountID}

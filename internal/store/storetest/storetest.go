@@ -313,6 +313,22 @@ func testWebhooks(t *testing.T, s store.Store) {
 
 	w2 := createWebhook(t, s, a.ID, "message-reply")
 	w3 := createWebhook(t, s, a.ID, "delivery-status")
+	other := createWebhook(t, s, createAccount(t, s, "other-hooks@acme.test").ID, "message-send")
+
+	// WebhooksByID: any account's; ids with no webhook are left out, however many are asked
+	// for (more than one statement's worth of parameters here).
+	ask := []int64{w.ID, other.ID, w.ID}
+	for id := other.ID + 1000; len(ask) < 1200; id++ {
+		ask = append(ask, id)
+	}
+	byID := must(s.WebhooksByID(ctx, ask))
+	if len(byID) != 2 || !equalWebhook(byID[w.ID], want) || byID[other.ID].AccountID != other.AccountID || byID[other.ID].Event != "message-send" {
+		t.Fatalf("WebhooksByID = %+v", byID)
+	}
+	if byID := must(s.WebhooksByID(ctx, nil)); len(byID) != 0 {
+		t.Fatalf("WebhooksByID(none) = %+v", byID)
+	}
+
 	list, total := must2(s.ListWebhooks(ctx, a.ID, store.WebhookFilter{}, store.Page{Size: 25}))
 	if total != 3 || len(list) != 3 || list[0].ID != w3.ID || list[1].ID != w2.ID || list[2].ID != w.ID {
 		t.Fatalf("ListWebhooks = %v (total %d)", ids(list), total)
