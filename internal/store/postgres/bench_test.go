@@ -24,3 +24,7 @@ func BenchmarkClaimComplete(b *testing.B) {
 func BenchmarkWebhookByID(b *testing.B) {
 	storetest.BenchWebhookByID(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }
+
+func BenchmarkListDeliveries(b *testing.B) {
+	storetest.BenchListDeliveries(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
+}

@@ -166,33 +166,80 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Del
 	return d, attempts, nil
 }
 
+// A webhook's deliveries are found through deliveries_webhook_bucket, an index on
+// (id >> 10, webhook_id, account_id): buckets of 1,024 consecutive delivery ids, ordered by
+// webhook inside each (migration 00005 says why). bucketsDown is a recursive CTE b(n) of the
+// bucket numbers from one down to another; crossed with deliveries d on bucketOf (CROSS JOIN
+// keeps b the outer loop), it makes SQLite search the index once per bucket. Listing a webhook
+// with few deliveries therefore costs time in proportion to all the deliveries stored, about
+// 0.6 ms per 100,000 (BenchmarkListDeliveries). bucketOf must be written as the index's
+// expression is, or SQLite does not use the index.
+const bucketOf = `(d.id >> 10)`
+
+func bucketsDown(from, to string) string {
+	return `WITH RECURSIVE b(n) AS (SELECT ` + from + ` UNION ALL SELECT n - 1 FROM b WHERE n > ` + to + `) `
+}
+
+// everyBucket is bucketsDown over every bucket that holds a delivery.
+var everyBucket = bucketsDown(`(SELECT max(id) FROM deliveries) >> 10`, `(SELECT min(id) FROM deliveries) >> 10`)
+
+// bucketRange reads the lowest and the highest bucket. Each bound has a query of its own:
+// SQLite reads min(id) or max(id) from one end of the table only when it is a query's only
+// column; with both in one query it reads every row.
+const bucketRange = `SELECT (SELECT min(id) FROM deliveries) >> 10, (SELECT max(id) FROM deliveries) >> 10`
+
+// maxWindow bounds the buckets one statement of ListDeliveries visits: the first visits 4, the
+// next twice as many, so a page of a busy webhook costs a few buckets and a rare webhook's
+// listing a few statements.
+const maxWindow = 1024
+
 func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, f store.DeliveryFilter, p store.Page) ([]store.Delivery, int, error) {
-	where := `webhook_id = ? AND account_id = ?`
+	var lo, hi sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, bucketRange).Scan(&lo, &hi); err != nil {
+		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+	}
+	list := []store.Delivery{}
+	if !hi.Valid {
+		return list, 0, nil
+	}
+	where := ` CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = ? AND d.account_id = ?`
 	args := []any{webhookID, accountID}
 	if f.Status != "" {
-		where += ` AND status = ?`
+		where += ` AND d.status = ?`
 		args = append(args, f.Status)
 	}
 	var total int
-	if err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE `+where, args...).Scan(&total); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, bucketsDown("?", "?")+`SELECT count(*) FROM b`+where,
+		append([]any{hi.Int64, lo.Int64}, args...)...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count deliveries: %w", err)
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
-		append(args, p.Size, p.Offset())...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+	skip := p.Offset()
+	if skip >= total {
+		return list, total, nil
 	}
-	defer rows.Close()
-	list := []store.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
+	// Newest first: windows of buckets from the top, each sorted by id, until the page is full.
+	for top, window := hi.Int64, int64(4); top >= lo.Int64 && len(list) < p.Size; top, window = top-window, min(2*window, maxWindow) {
+		bottom := max(lo.Int64, top-window+1)
+		rows, err := s.rdb.QueryContext(ctx, bucketsDown("?", "?")+`SELECT `+deliveryColumns+` FROM b`+where+` ORDER BY d.id DESC LIMIT ?`,
+			append(append([]any{top, bottom}, args...), skip+p.Size-len(list))...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("list deliveries: %w", err)
 		}
-		list = append(list, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, 0, fmt.Errorf("list deliveries: %w", err)
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			list = append(list, d)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, 0, fmt.Errorf("list deliveries: %w", err)
+		}
 	}
 	return list, total, nil
 }

@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestQueryPlans: the queries that run on every publish or prune use the indexes meant for
-// them; a full scan of events or deliveries here would grow with the retention.
+// TestQueryPlans: the queries that run on every publish or prune, and those that find a
+// webhook's deliveries, use the indexes meant for them; a full scan of events or deliveries
+// here would grow with the retention.
 func TestQueryPlans(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, t.TempDir(), Options{})
@@ -31,7 +32,18 @@ func TestQueryPlans(t *testing.T) {
 		{`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= 1 ORDER BY next_attempt_at LIMIT 10`, "INDEX deliveries_due"},
 		// The claim's form, its limit through CAST (statements.go says why).
 		{`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= 1 ORDER BY next_attempt_at LIMIT CAST(10 AS INTEGER)`, "INDEX deliveries_due"},
-		{`SELECT id FROM deliveries WHERE webhook_id = 1 ORDER BY id DESC LIMIT 25`, "INDEX deliveries_webhook"},
+		// A webhook's deliveries: the range of buckets from the table's two ends, then one
+		// search of the bucketed index per bucket, for the count, a page and cancelling its
+		// pending deliveries.
+		{bucketRange, "SEARCH deliveries"},
+		{bucketsDown("9", "0") + `SELECT count(*) FROM b CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = 1 AND d.account_id = 1`,
+			"SEARCH d USING COVERING INDEX deliveries_webhook_bucket (<expr>=? AND webhook_id=? AND account_id=?)"},
+		{bucketsDown("9", "0") + `SELECT ` + deliveryColumns + ` FROM b CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = 1
+			AND d.account_id = 1 AND d.status = 'failed' ORDER BY d.id DESC LIMIT 25`,
+			"SEARCH d USING INDEX deliveries_webhook_bucket (<expr>=? AND webhook_id=? AND account_id=?)"},
+		{`UPDATE deliveries SET status = 'cancelled' WHERE status = 'pending' AND id IN (` + everyBucket +
+			`SELECT d.id FROM b CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = 1)`,
+			"SEARCH d USING COVERING INDEX deliveries_webhook_bucket (<expr>=? AND webhook_id=?)"},
 	} {
 		rows, err := s.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.query)
 		if err != nil {

@@ -205,7 +205,9 @@ func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
 // cancelPending cancels the webhook's pending deliveries.
 func cancelPending(ctx context.Context, tx *sql.Tx, webhookID int64, reason string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = ?, next_attempt_at = NULL,
-		lease_owner = NULL, last_error = ? WHERE webhook_id = ? AND status = 'pending'`, ms(now), reason, webhookID)
+		lease_owner = NULL, last_error = ? WHERE status = 'pending' AND id IN (`+everyBucket+
+		`SELECT d.id FROM b CROSS JOIN deliveries d ON `+bucketOf+` = b.n AND d.webhook_id = ?)`,
+		ms(now), reason, webhookID)
 	if err != nil {
 		return fmt.Errorf("cancel deliveries of webhook %d: %w", webhookID, err)
 	}

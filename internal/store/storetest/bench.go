@@ -134,3 +134,59 @@ func BenchWebhookByID(b *testing.B, s store.Store) {
 		i++
 	}
 }
+
+// BenchListDeliveries measures listing a webhook's deliveries among 100,000 (two webhooks
+// sharing 50,000 events) with its total: the first page of a busy webhook, its 200th, and the
+// only page of a webhook with five deliveries spread among the others.
+func BenchListDeliveries(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	busy := must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")))
+	must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")))
+	rare := must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "number-opt-in")))
+	for batch := range 500 {
+		events := make([]store.NewEvent, 100)
+		for i := range events {
+			typ := "message-send"
+			if i == 0 && batch%100 == 0 {
+				typ = "number-opt-in"
+			}
+			events[i] = store.NewEvent{ID: fmt.Sprintf("list-%d-%d-%d", t0.UnixNano(), batch, i), AccountID: a.ID, Type: typ, Body: []byte(`{}`), CreatedAt: t0}
+		}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		webhook int64
+		page    store.Page
+		n       int
+	}{
+		{"busy-first", busy.ID, store.Page{Size: 25}, 25},
+		{"busy-200th", busy.ID, store.Page{Page: 199, Size: 25}, 25},
+		{"rare", rare.ID, store.Page{Size: 25}, 5},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				list, _, err := s.ListDeliveries(ctx, a.ID, c.webhook, store.DeliveryFilter{}, c.page)
+				if err != nil || len(list) != c.n {
+					b.Fatalf("listed %d deliveries (%v), want %d", len(list), err, c.n)
+				}
+			}
+		})
+	}
+}
+
+// must2b returns a function that fails b on an error and returns the value.
+func must2b(b *testing.B) func(store.Webhook, error) store.Webhook {
+	return func(w store.Webhook, err error) store.Webhook {
+		if err != nil {
+			b.Fatal(err)
+		}
+		return w
+	}
+}

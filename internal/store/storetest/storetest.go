@@ -43,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"DeleteWebhookCancels", testDeleteWebhookCancels},
 		{"RetryDelivery", testRetryDelivery},
 		{"ListDeliveries", testListDeliveries},
+		{"ListDeliveriesMany", testListDeliveriesMany},
 		{"QueueStats", testQueueStats},
 		{"Prune", testPrune},
 		{"UpdateHealth", testUpdateHealth},
@@ -919,6 +920,97 @@ func testListDeliveries(t *testing.T, s store.Store) {
 	}
 	if _, total := must2(s.ListDeliveries(ctx, a.ID, other.ID, store.DeliveryFilter{Status: store.StatusPending}, store.Page{Size: 25})); total != 3 {
 		t.Fatalf("other webhook pending total = %d", total)
+	}
+}
+
+// testListDeliveriesMany lists webhooks' deliveries among thousands of others, a page at a
+// time: more deliveries than fit in a few of the SQLite driver's buckets of 256 ids or in the
+// first windows of buckets its listing visits, and a webhook with three of them spread out.
+func testListDeliveriesMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "list-many@acme.test")
+	busy := []int64{createWebhook(t, s, a.ID, "message-send").ID, createWebhook(t, s, a.ID, "message-send").ID,
+		createWebhook(t, s, a.ID, "message-send").ID}
+	rare := createWebhook(t, s, a.ID, "number-opt-in").ID
+	byHook := map[int64][]int64{}
+	for batch := range 15 {
+		events := make([]store.NewEvent, 100)
+		for i := range events {
+			typ := "message-send"
+			if n := batch*100 + i; n == 0 || n == 777 || n == 1499 {
+				typ = "number-opt-in"
+			}
+			events[i] = newEvent(a.ID, typ, t0)
+		}
+		res := must(s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour),
+			Owner: "many", LeaseUntil: t0.Add(time.Hour)}))
+		for _, r := range res {
+			for _, j := range r.Jobs {
+				byHook[j.WebhookID] = append(byHook[j.WebhookID], j.DeliveryID)
+			}
+		}
+	}
+	newestFirst := func(ids []int64) []int64 {
+		ids = slices.Clone(ids)
+		slices.Sort(ids)
+		slices.Reverse(ids)
+		return ids
+	}
+	listIDs := func(hook int64, f store.DeliveryFilter, p store.Page) ([]int64, int) {
+		list, total := must2(s.ListDeliveries(ctx, a.ID, hook, f, p))
+		var ids []int64
+		for _, d := range list {
+			if d.WebhookID != hook || d.AccountID != a.ID {
+				t.Fatalf("webhook %d's list holds %+v", hook, d)
+			}
+			ids = append(ids, d.ID)
+		}
+		return ids, total
+	}
+
+	want := newestFirst(byHook[busy[1]])
+	if len(want) != 1497 {
+		t.Fatalf("published %d deliveries to the webhook, want 1497", len(want))
+	}
+	var got []int64
+	for page := 0; ; page++ {
+		ids, total := listIDs(busy[1], store.DeliveryFilter{}, store.Page{Page: page, Size: 100})
+		if total != len(want) {
+			t.Fatalf("page %d: total %d, want %d", page, total, len(want))
+		}
+		if len(ids) == 0 {
+			break
+		}
+		got = append(got, ids...)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages of 100 list %d deliveries, want the %d newest first", len(got), len(want))
+	}
+	for _, p := range []store.Page{{Page: 0, Size: 1}, {Page: 7, Size: 33}, {Page: 1, Size: 1000}, {Page: 2, Size: 700}, {Page: 3, Size: 500}} {
+		ids, _ := listIDs(busy[1], store.DeliveryFilter{}, p)
+		if w := want[min(len(want), p.Offset()):min(len(want), p.Offset()+p.Size)]; !slices.Equal(ids, w) {
+			t.Fatalf("page %+v lists %d deliveries, want %d from offset %d", p, len(ids), len(w), p.Offset())
+		}
+	}
+	if ids, total := listIDs(rare, store.DeliveryFilter{}, store.Page{Size: 25}); total != 3 || !slices.Equal(ids, newestFirst(byHook[rare])) {
+		t.Fatalf("rare webhook: %v (total %d), want %v", ids, total, newestFirst(byHook[rare]))
+	}
+
+	// The status filter, and another account's view.
+	failed := want[800]
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: failed, Owner: "many", Status: store.StatusFailed, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 500}}}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, total := listIDs(busy[1], store.DeliveryFilter{Status: store.StatusFailed}, store.Page{Size: 25}); total != 1 || !slices.Equal(ids, []int64{failed}) {
+		t.Fatalf("failed: %v (total %d), want [%d]", ids, total, failed)
+	}
+	if _, total := listIDs(busy[1], store.DeliveryFilter{Status: store.StatusPending}, store.Page{Size: 25}); total != len(want)-1 {
+		t.Fatalf("pending total %d, want %d", total, len(want)-1)
+	}
+	b := createAccount(t, s, "list-many-other@acme.test")
+	if list, total := must2(s.ListDeliveries(ctx, b.ID, busy[1], store.DeliveryFilter{}, store.Page{Size: 25})); total != 0 || len(list) != 0 {
+		t.Fatalf("another account lists %d deliveries (total %d)", len(list), total)
 	}
 }
 
