@@ -25,14 +25,9 @@ func benchSetup(b *testing.B, s store.Store) (publish func(at time.Time)) {
 func benchSetupLeased(b *testing.B, s store.Store, owner string) (publish func(at time.Time)) {
 	b.Helper()
 	ctx := context.Background()
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := benchAccount(b, s)
 	for range BenchWebhooks {
-		if _, err := s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")); err != nil {
-			b.Fatal(err)
-		}
+		benchWebhook(b, s, a.ID, "message-send")
 	}
 	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
 	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
@@ -114,17 +109,10 @@ func BenchClaimComplete(b *testing.B, s store.Store) {
 // it has not seen: with thousands of webhooks it runs as often as deliveries start.
 func BenchWebhookByID(b *testing.B, s store.Store) {
 	ctx := context.Background()
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
-	if err != nil {
-		b.Fatal(err)
-	}
+	a := benchAccount(b, s)
 	ids := make([]int64, 100)
 	for i := range ids {
-		w, err := s.CreateWebhook(ctx, webhookFor(a.ID, "message-send"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = w.ID
+		ids[i] = benchWebhook(b, s, a.ID, "message-send").ID
 	}
 	i := 0
 	for b.Loop() {
@@ -140,13 +128,10 @@ func BenchWebhookByID(b *testing.B, s store.Store) {
 // only page of a webhook with five deliveries spread among the others.
 func BenchListDeliveries(b *testing.B, s store.Store) {
 	ctx := context.Background()
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()), Name: "Bench", CreatedAt: t0}, newKey())
-	if err != nil {
-		b.Fatal(err)
-	}
-	busy := must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")))
-	must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "message-send")))
-	rare := must2b(b)(s.CreateWebhook(ctx, webhookFor(a.ID, "number-opt-in")))
+	a := benchAccount(b, s)
+	busy := benchWebhook(b, s, a.ID, "message-send")
+	benchWebhook(b, s, a.ID, "message-send")
+	rare := benchWebhook(b, s, a.ID, "number-opt-in")
 	for batch := range 500 {
 		events := make([]store.NewEvent, 100)
 		for i := range events {
@@ -181,12 +166,23 @@ func BenchListDeliveries(b *testing.B, s store.Store) {
 	}
 }
 
-// must2b returns a function that fails b on an error and returns the value.
-func must2b(b *testing.B) func(store.Webhook, error) store.Webhook {
-	return func(w store.Webhook, err error) store.Webhook {
-		if err != nil {
-			b.Fatal(err)
-		}
-		return w
+// benchAccount creates an account of the benchmark's own.
+func benchAccount(b *testing.B, s store.Store) store.Account {
+	b.Helper()
+	a, _, err := s.CreateAccount(context.Background(), store.Account{Email: fmt.Sprintf("bench-%d@acme.test", time.Now().UnixNano()),
+		Name: "Bench", CreatedAt: t0}, newKey())
+	if err != nil {
+		b.Fatal(err)
 	}
+	return a
+}
+
+// benchWebhook creates a webhook of the account for the event type.
+func benchWebhook(b *testing.B, s store.Store, accountID int64, event string) store.Webhook {
+	b.Helper()
+	w, err := s.CreateWebhook(context.Background(), webhookFor(accountID, event))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
