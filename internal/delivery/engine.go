@@ -394,17 +394,11 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 			loaded[id] = b
 		}
 	}
-	hooks := map[int64]store.Webhook{}
-	gone := map[int64]bool{}
+	var hooks map[int64]store.Webhook // a needed webhook missing from it was deleted
 	if len(needHooks) > 0 {
 		var err error
 		if hooks, err = e.st.WebhooksByID(ctx, needHooks); err != nil {
 			return fmt.Errorf("load webhooks: %w", err)
-		}
-		for _, id := range needHooks {
-			if _, ok := hooks[id]; !ok {
-				gone[id] = true
-			}
 		}
 	}
 
@@ -423,8 +417,10 @@ func (e *Engine) prepare(ctx context.Context, jobs []store.Job, bodies map[strin
 			h.w = w
 		}
 	}
-	for id := range gone {
-		e.hookLocked(id).deleted = true
+	for _, id := range needHooks {
+		if _, ok := hooks[id]; !ok {
+			e.hookLocked(id).deleted = true
+		}
 	}
 	var created []*body
 	for _, j := range jobs {
