@@ -173,20 +173,27 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Del
 // keeps b the outer loop), it makes SQLite search the index once per bucket. Listing a webhook
 // with few deliveries therefore costs time in proportion to all the deliveries stored, about
 // 0.6 ms per 100,000 (BenchmarkListDeliveries). bucketOf must be written as the index's
-// expression is, or SQLite does not use the index.
-const bucketOf = `(d.id >> 10)`
+// expression is, or SQLite does not use the index; bucketShift is its shift, as in the
+// migration.
+const (
+	bucketShift = ` >> 10`
+	bucketOf    = `(d.id` + bucketShift + `)`
+	// ofWebhook follows FROM b: the webhook's deliveries d in each bucket (its argument is the
+	// webhook's id).
+	ofWebhook = ` CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = ?`
+)
 
 func bucketsDown(from, to string) string {
 	return `WITH RECURSIVE b(n) AS (SELECT ` + from + ` UNION ALL SELECT n - 1 FROM b WHERE n > ` + to + `) `
 }
 
 // everyBucket is bucketsDown over every bucket that holds a delivery.
-var everyBucket = bucketsDown(`(SELECT max(id) FROM deliveries) >> 10`, `(SELECT min(id) FROM deliveries) >> 10`)
+var everyBucket = bucketsDown(`(SELECT max(id) FROM deliveries)`+bucketShift, `(SELECT min(id) FROM deliveries)`+bucketShift)
 
 // bucketRange reads the lowest and the highest bucket. Each bound has a query of its own:
 // SQLite reads min(id) or max(id) from one end of the table only when it is a query's only
 // column; with both in one query it reads every row.
-const bucketRange = `SELECT (SELECT min(id) FROM deliveries) >> 10, (SELECT max(id) FROM deliveries) >> 10`
+const bucketRange = `SELECT (SELECT min(id) FROM deliveries)` + bucketShift + `, (SELECT max(id) FROM deliveries)` + bucketShift
 
 // maxWindow bounds the buckets one statement of ListDeliveries visits: the first visits 4, the
 // next twice as many, so a page of a busy webhook costs a few buckets and a rare webhook's
@@ -202,7 +209,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 	if !hi.Valid {
 		return list, 0, nil
 	}
-	where := ` CROSS JOIN deliveries d ON ` + bucketOf + ` = b.n AND d.webhook_id = ? AND d.account_id = ?`
+	where := ofWebhook + ` AND d.account_id = ?`
 	args := []any{webhookID, accountID}
 	if f.Status != "" {
 		where += ` AND d.status = ?`

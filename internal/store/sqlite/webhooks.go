@@ -206,7 +206,7 @@ func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
 func cancelPending(ctx context.Context, tx *sql.Tx, webhookID int64, reason string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = ?, next_attempt_at = NULL,
 		lease_owner = NULL, last_error = ? WHERE status = 'pending' AND id IN (`+everyBucket+
-		`SELECT d.id FROM b CROSS JOIN deliveries d ON `+bucketOf+` = b.n AND d.webhook_id = ?)`,
+		`SELECT d.id FROM b`+ofWebhook+`)`,
 		ms(now), reason, webhookID)
 	if err != nil {
 		return fmt.Errorf("cancel deliveries of webhook %d: %w", webhookID, err)
