@@ -28,3 +28,7 @@ func BenchmarkWebhookByID(b *testing.B) {
 func BenchmarkListDeliveries(b *testing.B) {
 	storetest.BenchListDeliveries(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
 }
+
+func BenchmarkUpdateHealth(b *testing.B) {
+	storetest.BenchUpdateHealth(b, openStore(b, pgtest.DatabaseURL(b), pgtest.NewSchema(b)))
+}

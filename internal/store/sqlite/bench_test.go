@@ -29,3 +29,5 @@ func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, open
 func BenchmarkWebhookByID(b *testing.B) { storetest.BenchWebhookByID(b, openBench(b)) }
 
 func BenchmarkListDeliveries(b *testing.B) { storetest.BenchListDeliveries(b, openBench(b)) }
+
+func BenchmarkUpdateHealth(b *testing.B) { storetest.BenchUpdateHealth(b, openBench(b)) }

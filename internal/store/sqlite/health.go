@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -37,13 +38,16 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 			if h.w, h.st, err = scanWebhookState(rows, true); err != nil {
 				return err
 			}
+			h.state = store.EncodeAlertState(h.st)
 			byID[h.w.ID] = h
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("get webhooks: %w", err)
 		}
-		healthArgs := make([]any, 0, len(ids)*s.stmts.health.cols)
+		// Most webhooks change only their last attempt's times: their rows are written by a
+		// statement of those two columns, which binds a quarter of the values.
+		healthArgs, timesArgs := []any(nil), make([]any, 0, len(ids)*s.stmts.healthTimes.cols)
 		for _, id := range ids {
 			f, ok := byID[id]
 			if !ok {
@@ -65,9 +69,13 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				s.cache.reset() // publishes after this one read the new status
 			}
 			state := store.EncodeAlertState(st)
-			healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(state), wait,
-				nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
-				w.FailingDeliveries, nullString(w.DisabledReason))
+			if sameButTimes(before, w) && bytes.Equal(state, f.state) {
+				timesArgs = append(timesArgs, id, nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt))
+			} else {
+				healthArgs = append(healthArgs, id, w.Status, w.Version, ms(w.UpdatedAt), string(state), wait,
+					nullMs(w.LastDeliveryAt), nullMs(w.LastSuccessAt), w.ConsecutiveFailures, nullMs(w.FailingSince),
+					w.FailingDeliveries, nullString(w.DisabledReason))
+			}
 			if len(s.cache.health) >= maxHealthCached {
 				clear(s.cache.health) // bounded: beyond this many webhooks the flush reads again
 			}
@@ -88,6 +96,9 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {
 			return fmt.Errorf("update health: %w", err)
 		}
+		if err := s.stmts.healthTimes.run(ctx, tx, nil, timesArgs); err != nil {
+			return fmt.Errorf("update health: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -100,17 +111,26 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 // bytes each).
 var maxHealthCached = 50_000
 
-// healthRow is a webhook and its alert state as stored.
+// healthRow is a webhook and its alert state as stored, and that state encoded.
 type healthRow struct {
-	w  store.Webhook
-	st store.AlertState
+	w     store.Webhook
+	st    store.AlertState
+	state []byte
+}
+
+// sameButTimes reports whether the health columns of a and b, those of the last attempt's
+// times aside, are stored the same.
+func sameButTimes(a, b store.Webhook) bool {
+	return a.Status == b.Status && a.Version == b.Version && ms(a.UpdatedAt) == ms(b.UpdatedAt) &&
+		a.ConsecutiveFailures == b.ConsecutiveFailures && nullMs(a.FailingSince) == nullMs(b.FailingSince) &&
+		a.FailingDeliveries == b.FailingDeliveries && a.DisabledReason == b.DisabledReason
 }
 
 // stored is the webhook as reading it back after the health statement would give: before with
 // the columns the statement writes taken from w (times to the millisecond, in UTC), and the
 // alert state decoded from what was written.
 func stored(before, w store.Webhook, state []byte) (healthRow, error) {
-	h := healthRow{w: before}
+	h := healthRow{w: before, state: state}
 	h.w.Status, h.w.Version, h.w.UpdatedAt, h.w.DisabledReason = w.Status, w.Version, fromMs(ms(w.UpdatedAt)), w.DisabledReason
 	h.w.LastDeliveryAt, h.w.LastSuccessAt, h.w.FailingSince = fromNullMs(w.LastDeliveryAt), fromNullMs(w.LastSuccessAt), fromNullMs(w.FailingSince)
 	h.w.ConsecutiveFailures, h.w.FailingDeliveries = w.ConsecutiveFailures, w.FailingDeliveries

@@ -46,7 +46,7 @@ func TestHealthCache(t *testing.T) {
 		}
 		return w, st
 	}
-	// Each step changes what the health statement writes, with times finer than a millisecond
+	// Each step changes what the health statements write, with times finer than a millisecond
 	// and strings JSON cannot keep as they are.
 	at := now.Add(1234567 * time.Nanosecond).In(time.FixedZone("X", 3600))
 	steps := []func(*store.Webhook, *store.AlertState){
@@ -63,6 +63,10 @@ func TestHealthCache(t *testing.T) {
 			w.Status, w.DisabledReason, w.UpdatedAt = store.WebhookDisabled, "failing", at.Add(2*time.Second)
 		},
 		func(w *store.Webhook, st *store.AlertState) { w.LastDeliveryAt = at.Add(3 * time.Second) },
+		// Only the times: written by the narrower statement.
+		func(w *store.Webhook, st *store.AlertState) {
+			w.LastDeliveryAt, w.LastSuccessAt = at.Add(4*time.Second), at.Add(5*time.Second)
+		},
 	}
 	for i, step := range append(steps, func(*store.Webhook, *store.AlertState) {}) {
 		wantW, wantSt := read()

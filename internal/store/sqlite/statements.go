@@ -32,6 +32,9 @@ type statements struct {
 	completeSucceeded multiRow
 	insertAttempts    multiRow
 	health            multiRow
+	// healthTimes is health for webhooks whose attempts since the last flush changed only
+	// when they were last attempted and last succeeded, as most do.
+	healthTimes multiRow
 }
 
 // chunks are the row counts multi-row statements are prepared for: a batch of n rows runs as
@@ -201,6 +204,11 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 				FROM (SELECT column1 AS id, column2 AS status, column3 AS version, column4 AS updated, column5 AS state,
 					column6 AS wait, column7 AS delivery, column8 AS success, column9 AS failures, column10 AS since,
 					column11 AS failing, column12 AS reason FROM (VALUES ` + v + `)) AS h
+				WHERE webhooks.id = h.id`
+		}),
+		multi(&st.healthTimes, params(3), func(v string) string {
+			return `UPDATE webhooks SET last_delivery_at = h.delivery, last_success_at = h.success
+				FROM (SELECT column1 AS id, column2 AS delivery, column3 AS success FROM (VALUES ` + v + `)) AS h
 				WHERE webhooks.id = h.id`
 		}),
 		multi(&st.insertAttempts, params(7), func(v string) string {

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -164,6 +166,44 @@ func BenchListDeliveries(b *testing.B, s store.Store) {
 			}
 		})
 	}
+}
+
+// BenchUpdateHealth measures the alert monitor's flush of 2,000 webhooks that each had a
+// successful attempt since the last one: the health every webhook with attempts gets written,
+// every second.
+func BenchUpdateHealth(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	a := benchAccount(b, s)
+	ids := make([]int64, 2000)
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for c := range 16 { // 16 at a time: the writer commits them together
+		wg.Go(func() {
+			for i := c; i < len(ids); i += 16 {
+				var w store.Webhook
+				w, errs[i] = s.CreateWebhook(ctx, webhookFor(a.ID, "message-send"))
+				ids[i] = w.ID
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	at := t0
+	for b.Loop() {
+		at = at.Add(time.Millisecond)
+		n := 0
+		_, err := s.UpdateHealth(ctx, ids, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+			w.LastDeliveryAt, w.LastSuccessAt = at, at
+			n++
+			return nil, nil
+		})
+		if err != nil || n != len(ids) {
+			b.Fatalf("updated %d webhooks (%v), want %d", n, err, len(ids))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/webhook")
 }
 
 // benchAccount creates an account of the benchmark's own.
