@@ -35,21 +35,9 @@ func TestWorkers(t *testing.T) {
 	defer receiver.Close()
 
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	now := time.Now()
-	a, _, err := st.CreateAccount(ctx, store.Account{Email: "workers@acme.test", Name: "Workers", CreatedAt: now},
-		store.NewAPIKey{Prefix: "hr_work", Hash: []byte("workers")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: receiver.URL, Secret: "s3cret",
-		SkipErrorCodes: []string{}, MaxThroughputPerMinute: 1_000_000, Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	a := createWebhook(t, st, receiver.URL)
 	var batch []store.NewEvent
 	for i := range events {
 		batch = append(batch, store.NewEvent{ID: fmt.Sprintf("evt-%03d", i), AccountID: a.ID, Type: "message-send",
@@ -99,4 +87,32 @@ func TestWorkers(t *testing.T) {
 			t.Fatalf("a worker is still running 5s after Run returned:\n%s", stacks)
 		}
 	}
+}
+
+// openStore opens an SQLite store in a temporary directory, closed when the test ends.
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// createWebhook creates an account with one webhook for message-send events at url, limited
+// to 1,000,000 requests a minute, and returns the account.
+func createWebhook(t *testing.T, st store.Store, url string) store.Account {
+	t.Helper()
+	ctx, now := context.Background(), time.Now()
+	a, _, err := st.CreateAccount(ctx, store.Account{Email: "engine@acme.test", Name: "Engine", CreatedAt: now},
+		store.NewAPIKey{Prefix: "hr_engine", Hash: []byte("engine")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: url, Secret: "s3cret",
+		SkipErrorCodes: []string{}, MaxThroughputPerMinute: 1_000_000, Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
