@@ -230,7 +230,8 @@ func TestScenariosRunSmall(t *testing.T) {
 				}
 			case "scale":
 				s := rep.Scale
-				if s == nil || len(rep.Runs) != 2 || s.SmallWebhooks != 10 || s.LargeWebhooks != 20 || s.LargeAccounts != 2 || s.Ratio <= 0 {
+				if s == nil || len(rep.Runs) != 3 || s.SmallWebhooks != 10 || s.LargeWebhooks != 20 || s.LargeAccounts != 2 ||
+					s.SmallAfterDeliveriesPerSec <= 0 || s.Ratio != s.LargeDeliveriesPerSec/((s.SmallDeliveriesPerSec+s.SmallAfterDeliveriesPerSec)/2) {
 					t.Errorf("scale = %+v", s)
 				}
 			case "publish":

@@ -222,9 +222,9 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
   fairness    three fresh runs: control; plus a webhook limited to 60/min; plus a webhook that
               times out (delivery timeout 2s). Both extra webhooks get every event of the
               first (account, event type). Judged by the others' deliveries/s (≥ 0.9 × control).
-  scale       two fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
-              (10,000) across --accounts (1,000). Judged by the large run's deliveries/s
-              (≥ 0.8 × the small run's).
+  scale       three fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
+              (10,000) across --accounts (1,000), then 10 webhooks again. Judged by the
+              large run's deliveries/s (≥ 0.8 × the mean of the small runs').
 
 Layout: each (account, event type) is a group of --fanout webhooks; events go to the groups
 in turn. --webhooks must be a multiple of --fanout, and an account holds at most 4 groups.
