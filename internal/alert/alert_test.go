@@ -172,20 +172,28 @@ func (s claimCancelled) ClaimAlerts(ctx context.Context, owner string, now time.
 	return alerts, err
 }
 
+// accountStore opens an SQLite store in a temporary directory, closed when the test ends, with
+// one account of the email given.
+func accountStore(t *testing.T, email string) (*sqlite.Store, store.Account) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a, _, err := st.CreateAccount(context.Background(), store.Account{Email: email, Name: "Acme", CreatedAt: t0},
+		store.NewAPIKey{Prefix: "hr_alert", Hash: []byte(email)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, a
+}
+
 // TestStopDuringClaimLosesNoAlert: an alert claimed while the node stops is given back due at
 // once, not left leased (5 minutes) for the next start.
 func TestStopDuringClaimLosesNoAlert(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	a, _, err := st.CreateAccount(ctx, store.Account{Email: "stop@acme.test", Name: "Stop", CreatedAt: t0},
-		store.NewAPIKey{Prefix: "hr_stop", Hash: []byte("stop")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, a := accountStore(t, "stop@acme.test")
 	w, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
 		Secret: "s", Status: store.WebhookActive, CreatedAt: t0, UpdatedAt: t0})
 	if err != nil {
@@ -231,17 +239,8 @@ func (s *countingReads) GetAccount(ctx context.Context, id int64) (store.Account
 // webhooks failed, and still finds it when a webhook recovers in a later flush.
 func TestFlushReadsAccountsForAlertsOnly(t *testing.T) {
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, a := accountStore(t, "owner@acme.test")
 	st := &countingReads{Store: db}
-	a, _, err := db.CreateAccount(ctx, store.Account{Email: "owner@acme.test", Name: "Acme", CreatedAt: t0},
-		store.NewAPIKey{Prefix: "hr_flush", Hash: []byte("flush")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hooks []store.Webhook
 	for range 3 {
 		w, err := db.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/hook",
