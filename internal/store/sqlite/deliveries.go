@@ -14,22 +14,7 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, er
 	var jobs []store.Job
 	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
-		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx, ms(p.LeaseUntil), p.Owner, ms(p.Now), p.Limit)
-		if err != nil {
-			return fmt.Errorf("claim deliveries: %w", err)
-		}
-		for rows.Next() {
-			var j store.Job
-			var created int64
-			if err := rows.Scan(&j.DeliveryID, &j.AccountID, &j.WebhookID, &j.EventID, &j.Event, &j.Attempts, &created); err != nil {
-				rows.Close()
-				return fmt.Errorf("claim deliveries: %w", err)
-			}
-			j.CreatedAt = fromMs(created)
-			jobs = append(jobs, j)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := s.claimInOrder(ctx, tx, p, &jobs); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
 		versions := map[int64]int64{}
@@ -138,6 +123,14 @@ func scanDelivery(row interface{ Scan(...any) error }) (store.Delivery, error) {
 }
 
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Delivery, []store.Attempt, error) {
+	// The fan-outs first: a claim that takes the delivery from one writes its row in the same
+	// commit, so read in this order it is found in one place or the other.
+	if d, ok, err := s.fanoutDelivery(ctx, accountID, id); err != nil || ok {
+		if err != nil {
+			return d, nil, fmt.Errorf("get delivery %d: %w", id, err)
+		}
+		return d, []store.Attempt{}, nil
+	}
 	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ? AND account_id = ?`, id, accountID))
 	if err != nil {
 		return d, nil, fmt.Errorf("get delivery %d: %w", id, notFound(err))
@@ -201,6 +194,9 @@ const bucketRange = `SELECT (SELECT min(id) FROM deliveries)` + bucketShift + `,
 const maxWindow = 1024
 
 func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, f store.DeliveryFilter, p store.Page) ([]store.Delivery, int, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, 0, fmt.Errorf("list deliveries: %w", err)
+	}
 	var lo, hi sql.NullInt64
 	if err := s.rdb.QueryRowContext(ctx, bucketRange).Scan(&lo, &hi); err != nil {
 		return nil, 0, fmt.Errorf("list deliveries: %w", err)
@@ -254,6 +250,9 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
 	var d store.Delivery
 	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
+		if _, err := materialize(ctx, tx, fanoutOfDelivery, id); err != nil {
+			return fmt.Errorf("retry delivery %d: %w", id, err)
+		}
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending',
 			next_attempt_at = CASE WHEN lease_owner IS NULL THEN ? ELSE next_attempt_at END,
@@ -269,9 +268,12 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 
 func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats, error) {
 	var q store.QueueStats
+	// A fan-out's deliveries are due from their event's publish on.
 	err := s.rdb.QueryRowContext(ctx, `SELECT
-		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL),
+		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL)
+			+ (SELECT coalesce(sum(deliveries), 0) FROM fanouts WHERE created_at <= ?1),
 		count(*) FILTER (WHERE next_attempt_at > ?1 AND lease_owner IS NULL)
+			+ (SELECT coalesce(sum(deliveries), 0) FROM fanouts WHERE created_at > ?1)
 		FROM deliveries WHERE status = 'pending'`, ms(now)).Scan(&q.Due, &q.Scheduled)
 	if err != nil {
 		return q, fmt.Errorf("queue stats: %w", err)

@@ -21,6 +21,15 @@ type target struct {
 	version int64
 }
 
+// targets are the webhooks an event of one account and type goes to.
+type targets struct {
+	list []target
+	// hooks is list's ids as a JSON array, for a fan-out row (fanouts.go); empty when list is,
+	// or when one of them is not active: its delivery is stored cancelled, so that event's
+	// deliveries are written as rows at once.
+	hooks string
+}
+
 func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Published, error) {
 	results := make([]store.Published, len(p.Events))
 	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
@@ -40,7 +49,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 		// of the writer's time.
 		a := &s.publishArgs
 		defer a.reset()
-		eventArgs, pending, cancelled := a.events[:0], a.pending[:0], a.cancelled[:0]
+		eventArgs, pending, cancelled, fanouts := a.events[:0], a.pending[:0], a.cancelled[:0], a.fanouts[:0]
 		var jobs []store.Job // every event's jobs, each event's a slice of it
 		if p.Owner != "" {
 			jobs = make([]store.Job, 0, len(p.Events)*2)
@@ -88,16 +97,24 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 			}
 			firstJob := len(jobs)
 			fk := fanoutKey{e.AccountID, e.Type}
-			ts, ok := c.targets[fk]
+			tg, ok := c.targets[fk]
 			if !ok {
 				var err error
-				if ts, err = fanout(ctx, fanoutStmt, fk); err != nil {
+				if tg, err = fanout(ctx, fanoutStmt, fk); err != nil {
 					return err
 				}
-				c.targets[fk] = ts
+				c.targets[fk] = tg
 			}
+			ts := tg.list
 			now := ms(e.CreatedAt)
 			eventArgs = append(eventArgs, e.ID, e.AccountID, e.Type, e.Body, key, len(ts), len(ts), now)
+			results[i].Deliveries = len(ts)
+			if p.Owner == "" && tg.hooks != "" {
+				// Not leased: one fan-out row until a claim takes its deliveries.
+				fanouts = append(fanouts, c.nextDelivery, len(ts), e.AccountID, e.ID, e.Type, now, tg.hooks)
+				c.nextDelivery += int64(len(ts))
+				continue
+			}
 			for _, t := range ts {
 				id := c.nextDelivery
 				c.nextDelivery++
@@ -112,15 +129,17 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 					pending = append(pending, id, e.AccountID, t.id, e.ID, e.Type, now, now)
 				}
 			}
-			results[i].Deliveries = len(ts)
 			if len(jobs) > firstJob {
 				// Full slice expression: an append to one event's jobs never reaches the next's.
 				results[i].Jobs = jobs[firstJob:len(jobs):len(jobs)]
 			}
 		}
-		a.events, a.pending, a.cancelled = eventArgs, pending, cancelled
+		a.events, a.pending, a.cancelled, a.fanouts = eventArgs, pending, cancelled, fanouts
 		if err := st.insertEvents.run(ctx, tx, nil, eventArgs); err != nil {
 			return fmt.Errorf("insert events: %w", err)
+		}
+		if err := st.insertFanouts.run(ctx, tx, nil, fanouts); err != nil {
+			return fmt.Errorf("insert fan-outs: %w", err)
 		}
 		insert, shared := &st.insertPending, []any(nil)
 		if p.Owner != "" {
@@ -142,7 +161,7 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 
 // publishArgs are Publish's argument lists, kept by the writer goroutine between publishes.
 type publishArgs struct {
-	events, pending, cancelled []any
+	events, pending, cancelled, fanouts []any
 }
 
 // maxKeptArgs bounds what publishArgs keeps between publishes (a list that grew past it, for
@@ -151,7 +170,7 @@ const maxKeptArgs = 1 << 16
 
 // reset empties the lists, so that they hold no event's values past its publish.
 func (a *publishArgs) reset() {
-	for _, l := range []*[]any{&a.events, &a.pending, &a.cancelled} {
+	for _, l := range []*[]any{&a.events, &a.pending, &a.cancelled, &a.fanouts} {
 		clear(*l)
 		*l = (*l)[:0]
 		if cap(*l) > maxKeptArgs {
@@ -171,23 +190,24 @@ func duplicateIn(earlier []store.NewEvent, results []store.Published, e store.Ne
 	return store.Published{}, false
 }
 
-func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) ([]target, error) {
+func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) (targets, error) {
 	rows, err := stmt.QueryContext(ctx, k.account, k.event)
 	if err != nil {
-		return nil, fmt.Errorf("find webhooks: %w", err)
+		return targets{}, fmt.Errorf("find webhooks: %w", err)
 	}
 	defer rows.Close()
-	var ts []target
+	var ts targets
 	for rows.Next() {
 		var t target
 		if err := rows.Scan(&t.id, &t.status, &t.version); err != nil {
-			return nil, fmt.Errorf("find webhooks: %w", err)
+			return targets{}, fmt.Errorf("find webhooks: %w", err)
 		}
-		ts = append(ts, t)
+		ts.list = append(ts.list, t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find webhooks: %w", err)
+		return targets{}, fmt.Errorf("find webhooks: %w", err)
 	}
+	ts.hooks = hooksJSON(ts.list)
 	return ts, nil
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -44,21 +45,7 @@ func TestBucketIndexMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db, err := openDB(filepath.Join(dir, FileName), 1, url.Values{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.DownTo(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
+	db := migrateDown(t, dir, 4)
 	var indexes int
 	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_webhook'`).Scan(&indexes); err != nil || indexes != 1 {
 		t.Fatalf("after going down to 4: %d indexes deliveries_webhook (%v)", indexes, err)
@@ -78,4 +65,27 @@ func TestBucketIndexMigration(t *testing.T) {
 	if err != nil || total != len(events) || len(list) != 1000 || list[0].ID <= list[999].ID {
 		t.Fatalf("after migrating again: %d listed of %d (%v)", len(list), total, err)
 	}
+}
+
+// migrateDown takes the closed store in dir down to migration version, and returns the
+// database open on it.
+func migrateDown(t *testing.T, dir string, version int64) *sql.DB {
+	t.Helper()
+	db, err := openDB(filepath.Join(dir, FileName), 1, url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

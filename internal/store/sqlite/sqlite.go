@@ -74,8 +74,8 @@ type Store struct {
 // Every write that may change what it holds empties it (see op.keepsCache), as do a failed
 // write and a failed commit, so it never holds what the database does not.
 type writerCache struct {
-	accounts map[int64]bool         // account id → exists
-	targets  map[fanoutKey][]target // the webhooks an event of that account and type goes to
+	accounts map[int64]bool        // account id → exists
+	targets  map[fanoutKey]targets // the webhooks an event of that account and type goes to
 	// health holds webhooks as UpdateHealth last read or wrote them, so that the flush every
 	// second reads only the ones it has not seen.
 	health map[int64]healthRow
@@ -181,7 +181,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		ops:       make(chan *op, maxBatch),
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
-		cache:     writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey][]target{}, health: map[int64]healthRow{}},
+		cache:     writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey]targets{}, health: map[int64]healthRow{}},
 	}
 	if err := errors.Join(s.stmts.prepare(ctx, wdb), s.reads.prepare(ctx, rdb)); err != nil {
 		s.stmts.close()

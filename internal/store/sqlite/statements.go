@@ -22,11 +22,19 @@ type statements struct {
 	claim          *sql.Stmt
 	webhookVersion *sql.Stmt
 	nextDelivery   *sql.Stmt
+	// The fan-outs' (sqlite/fanouts.go): the oldest one's time, the earliest due delivery's,
+	// the oldest ones, dropping those a claim took, and keeping the rest of one taken in part.
+	fanoutHead  *sql.Stmt
+	dueHead     *sql.Stmt
+	takeFanouts *sql.Stmt
+	dropFanouts *sql.Stmt
+	trimFanout  *sql.Stmt
 
 	insertEvents    multiRow
 	insertLeased    multiRow // pending deliveries leased to the engine as they are stored
 	insertPending   multiRow // pending deliveries, not leased
 	insertCancelled multiRow // deliveries to a disabled webhook
+	insertFanouts   multiRow // events' deliveries not leased, one row per event
 	complete        multiRow
 	// completeSucceeded is complete for successful attempts under one owner (?1).
 	completeSucceeded multiRow
@@ -158,9 +166,18 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 			WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
 			ORDER BY next_attempt_at LIMIT CAST(? AS INTEGER))
 			RETURNING id, account_id, webhook_id, event_id, event, attempts, created_at`),
-		// The highest delivery id ever given, as AUTOINCREMENT keeps it, plus one.
+		// The highest delivery id ever given, as AUTOINCREMENT keeps it or a fan-out holds it,
+		// plus one.
 		prep(&st.nextDelivery, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0),
-			coalesce((SELECT max(id) FROM deliveries), 0)) + 1`),
+			coalesce((SELECT max(id) FROM deliveries), 0),
+			coalesce((SELECT first_delivery + deliveries - 1 FROM fanouts ORDER BY first_delivery DESC LIMIT 1), 0)) + 1`),
+		prep(&st.fanoutHead, `SELECT created_at FROM fanouts ORDER BY first_delivery LIMIT 1`),
+		prep(&st.dueHead, `SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?
+			ORDER BY next_attempt_at LIMIT 1`),
+		prep(&st.takeFanouts, `SELECT first_delivery, account_id, event_id, event, created_at, webhooks FROM fanouts
+			ORDER BY first_delivery LIMIT CAST(? AS INTEGER)`),
+		prep(&st.dropFanouts, `DELETE FROM fanouts WHERE first_delivery < ?`),
+		prep(&st.trimFanout, `UPDATE fanouts SET first_delivery = ?, deliveries = ?, webhooks = ? WHERE first_delivery = ?`),
 		prep(&st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
 		multi(&st.insertEvents, params(8), func(v string) string {
 			return `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, live, created_at) VALUES ` + v
@@ -169,6 +186,9 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 		multi(&st.insertLeased, `(?1, ?2, ?, ?, ?, ?, ?, ?, '`+store.StatusPending+`')`, func(v string) string {
 			return `INSERT INTO deliveries (lease_owner, next_attempt_at, id, account_id, webhook_id, event_id, event, created_at,
 				status) VALUES ` + v
+		}),
+		multi(&st.insertFanouts, params(7), func(v string) string {
+			return `INSERT INTO fanouts (first_delivery, deliveries, account_id, event_id, event, created_at, webhooks) VALUES ` + v
 		}),
 		multi(&st.insertPending, `(?, ?, ?, ?, ?, ?, ?, '`+store.StatusPending+`')`, func(v string) string {
 			return `INSERT INTO deliveries (id, account_id, webhook_id, event_id, event, created_at, next_attempt_at, status)

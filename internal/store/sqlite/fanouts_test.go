@@ -1,0 +1,259 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+)
+
+// fanoutStore opens a store in dir with an account and n active message-send webhooks.
+func fanoutStore(t *testing.T, dir string, n int, at time.Time) (*Store, store.Account, []store.Webhook) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := s.CreateAccount(ctx, store.Account{Email: "f@acme.test", Name: "F", CreatedAt: at}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hooks []store.Webhook
+	for range n {
+		w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/h", Secret: "s",
+			SkipErrorCodes: []string{}, RetryOnError: true, MaxThroughputPerMinute: 600, Status: store.WebhookActive, CreatedAt: at, UpdatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, w)
+	}
+	return s, a, hooks
+}
+
+// publishAt publishes one message-send event at at, leased to owner when owner is set.
+func publishAt(t *testing.T, s *Store, a store.Account, id string, at time.Time, owner string) store.Published {
+	t.Helper()
+	p := store.PublishParams{Events: []store.NewEvent{{ID: id, AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: at}},
+		IdempotencySince: at.Add(-time.Hour), Owner: owner, LeaseUntil: at.Add(time.Minute)}
+	res, err := s.Publish(context.Background(), p)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("publish %s: %v %+v", id, err, res)
+	}
+	return res[0]
+}
+
+func fanoutCount(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM fanouts`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func claimIDs(t *testing.T, s *Store, now time.Time, limit int) []int64 {
+	t.Helper()
+	jobs, err := s.Claim(context.Background(), store.ClaimParams{Owner: "n", Now: now, Limit: limit, LeaseUntil: now.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, j := range jobs {
+		ids = append(ids, j.DeliveryID)
+	}
+	return ids
+}
+
+// TestFanoutIDsSurviveReopen: deliveries stored as fan-outs keep their ids through a restart;
+// a publish after it takes the next ones, and claims write every one of them to its webhook.
+func TestFanoutIDsSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := fanoutStore(t, dir, 2, t0)
+	for i := range 3 {
+		publishAt(t, s, a, fmt.Sprintf("e%d", i), t0, "")
+	}
+	if n := fanoutCount(t, s); n != 3 {
+		t.Fatalf("%d fan-outs after three publishes without a lease, want 3", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	publishAt(t, s, a, "e3", t0.Add(time.Second), "")
+	jobs, err := s.Claim(ctx, store.ClaimParams{Owner: "n", Now: t0.Add(time.Minute), Limit: 100, LeaseUntil: t0.Add(2 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 8 {
+		t.Fatalf("claimed %d deliveries, want 8", len(jobs))
+	}
+	for i, j := range jobs {
+		wantHook := hooks[i%2].ID
+		if j.DeliveryID != int64(i+1) || j.WebhookID != wantHook || j.EventID != fmt.Sprintf("e%d", i/2) || j.WebhookVersion != 1 {
+			t.Fatalf("job %d: %+v, want delivery %d to webhook %d of e%d", i, j, i+1, wantHook, i/2)
+		}
+	}
+	if n := fanoutCount(t, s); n != 0 {
+		t.Fatalf("%d fan-outs left after claiming them all", n)
+	}
+	d, _, err := s.GetDelivery(ctx, a.ID, 8)
+	if err != nil || d.Status != store.StatusPending || d.WebhookID != hooks[1].ID || d.EventID != "e3" || !d.CreatedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("delivery 8 after its claim: %+v (%v)", d, err)
+	}
+}
+
+// TestClaimTakesTheEarliestDueFirst: a claim merges delivery rows and fan-outs in the order
+// they fell due, and takes a fan-out in part when it has less room than the fan-out holds.
+func TestClaimTakesTheEarliestDueFirst(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, _ := fanoutStore(t, t.TempDir(), 1, t0)
+	defer s.Close()
+	publishAt(t, s, a, "first", t0, "") // delivery 1, a fan-out due at t0
+	leased := publishAt(t, s, a, "retried", t0.Add(time.Second), "n")
+	retry := leased.Jobs[0].DeliveryID // 2, a row: failed once, due again at t0+2s
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: retry, Owner: "n", Status: store.StatusPending, At: t0.Add(time.Second),
+		NextAttemptAt: t0.Add(2 * time.Second), Attempt: &store.Attempt{Attempt: 1, At: t0.Add(time.Second), StatusCode: 500}}}); err != nil {
+		t.Fatal(err)
+	}
+	publishAt(t, s, a, "third", t0.Add(3*time.Second), "") // delivery 3, a fan-out due at t0+3s
+	now := t0.Add(time.Minute)
+	var order []int64
+	for range 3 {
+		order = append(order, claimIDs(t, s, now, 1)...)
+	}
+	if !slices.Equal(order, []int64{1, retry, 3}) {
+		t.Fatalf("claimed one at a time: %v, want [1 %d 3]", order, retry)
+	}
+	if more := claimIDs(t, s, now, 10); len(more) != 0 {
+		t.Fatalf("claimed %v after every delivery was taken", more)
+	}
+
+	// A fan-out of three webhooks, taken two then one.
+	s2, a2, hooks := fanoutStore(t, t.TempDir(), 3, t0)
+	defer s2.Close()
+	publishAt(t, s2, a2, "wide", t0, "")
+	if got := claimIDs(t, s2, now, 2); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("claimed %v with room for two, want [1 2]", got)
+	}
+	jobs, err := s2.Claim(ctx, store.ClaimParams{Owner: "n", Now: now, Limit: 5, LeaseUntil: now.Add(time.Minute)})
+	if err != nil || len(jobs) != 1 || jobs[0].DeliveryID != 3 || jobs[0].WebhookID != hooks[2].ID {
+		t.Fatalf("the rest of the fan-out: %+v (%v), want delivery 3 to webhook %d", jobs, err, hooks[2].ID)
+	}
+}
+
+// TestReadsSeeFanouts: the API's reads and changes of deliveries see those stored as
+// fan-outs: get, list, queue counts, a retry, and cancelling a deleted webhook's.
+func TestReadsSeeFanouts(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := fanoutStore(t, t.TempDir(), 2, t0)
+	defer s.Close()
+	publishAt(t, s, a, "e0", t0, "")
+	q, err := s.QueueStats(ctx, t0)
+	if err != nil || q.Due != 2 || q.Scheduled != 0 {
+		t.Fatalf("queue stats with one fan-out of two: %+v (%v)", q, err)
+	}
+	if q, err = s.QueueStats(ctx, t0.Add(-time.Second)); err != nil || q.Due != 0 || q.Scheduled != 2 {
+		t.Fatalf("queue stats before the fan-out's time: %+v (%v)", q, err)
+	}
+	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[1].ID, store.DeliveryFilter{}, store.Page{Page: 0, Size: 10})
+	if err != nil || total != 1 || len(list) != 1 || list[0].ID != 2 || list[0].Status != store.StatusPending || !list[0].NextAttemptAt.Equal(t0) {
+		t.Fatalf("list of webhook %d: %+v, total %d (%v)", hooks[1].ID, list, total, err)
+	}
+	if n := fanoutCount(t, s); n != 0 {
+		t.Fatalf("%d fan-outs after a read wrote their rows", n)
+	}
+
+	publishAt(t, s, a, "e1", t0.Add(time.Second), "") // deliveries 3 and 4
+	d, err := s.RetryDelivery(ctx, a.ID, 4, t0.Add(2*time.Second))
+	if err != nil || d.ID != 4 || d.Status != store.StatusPending || d.WebhookID != hooks[1].ID {
+		t.Fatalf("retry of delivery 4, a fan-out's: %+v (%v)", d, err)
+	}
+	publishAt(t, s, a, "e2", t0.Add(3*time.Second), "") // deliveries 5 and 6
+	if d, _, err = s.GetDelivery(ctx, a.ID, 5); err != nil || d.Status != store.StatusPending || d.EventID != "e2" {
+		t.Fatalf("get delivery 5, a fan-out's: %+v (%v)", d, err)
+	}
+	publishAt(t, s, a, "e3", t0.Add(4*time.Second), "") // deliveries 7 and 8
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[0].ID, t0.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int64]string{7: store.StatusCancelled, 8: store.StatusPending} {
+		if d, _, err := s.GetDelivery(ctx, a.ID, id); err != nil || d.Status != want {
+			t.Fatalf("delivery %d after webhook %d was deleted: %+v (%v), want %s", id, hooks[0].ID, d, err, want)
+		}
+	}
+}
+
+// TestFanoutMigrationDown: going below migration 6 writes the fan-outs' deliveries as rows.
+func TestFanoutMigrationDown(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := fanoutStore(t, dir, 2, t0)
+	publishAt(t, s, a, "e0", t0, "")
+	publishAt(t, s, a, "e1", t0.Add(time.Second), "")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := migrateDown(t, dir, 5)
+	rows, err := db.Query(`SELECT id, webhook_id, event_id, status, next_attempt_at, created_at FROM deliveries ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, hook, next, created int64
+		var event, status string
+		if err := rows.Scan(&id, &hook, &event, &status, &next, &created); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%d:%s:%s:%d:%d", id, hook, event, status, next, created))
+	}
+	ms0, ms1 := ms(t0), ms(t0.Add(time.Second))
+	want := []string{
+		fmt.Sprintf("1:%d:e0:pending:%d:%d", hooks[0].ID, ms0, ms0), fmt.Sprintf("2:%d:e0:pending:%d:%d", hooks[1].ID, ms0, ms0),
+		fmt.Sprintf("3:%d:e1:pending:%d:%d", hooks[0].ID, ms1, ms1), fmt.Sprintf("4:%d:e1:pending:%d:%d", hooks[1].ID, ms1, ms1),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deliveries after going down to 5:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestListSettlesInChunks: a listing writes the rows of more fan-outs than one write of settle
+// takes, and lists them all.
+func TestListSettlesInChunks(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := fanoutStore(t, t.TempDir(), 1, t0)
+	defer s.Close()
+	const n = 2*settleChunk + 5
+	events := make([]store.NewEvent, n)
+	for i := range events {
+		events[i] = store.NewEvent{ID: fmt.Sprintf("e%d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: t0}
+	}
+	if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.WriterStats().Commits
+	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{Status: store.StatusPending}, store.Page{Page: 0, Size: 5})
+	if err != nil || total != n || len(list) != 5 || list[0].ID != n {
+		t.Fatalf("list of %d pending deliveries: %d listed of %d, first %+v (%v)", n, len(list), total, list, err)
+	}
+	if commits := s.WriterStats().Commits - before; commits != 3 {
+		t.Fatalf("settling %d fan-outs took %d commits, want 3 of at most %d", n, commits, settleChunk)
+	}
+	if left := fanoutCount(t, s); left != 0 {
+		t.Fatalf("%d fan-outs left after the listing", left)
+	}
+}
