@@ -257,3 +257,22 @@ func TestListSettlesInChunks(t *testing.T) {
 		t.Fatalf("%d fan-outs left after the listing", left)
 	}
 }
+
+// TestHooksRoundTrip: a fan-out's webhooks read back as written, and what is not an array of
+// ids is an error naming it.
+func TestHooksRoundTrip(t *testing.T) {
+	for _, ids := range [][]int64{{7}, {1, 22, 333}} {
+		got, err := parseHooks(joinHooks(ids))
+		if err != nil || !slices.Equal(got, ids) {
+			t.Fatalf("%v read back as %v (%v)", ids, got, err)
+		}
+	}
+	if s := hooksJSON([]target{{id: 1, status: store.WebhookActive}, {id: 2, status: store.WebhookDisabled}}); s != "" {
+		t.Fatalf("webhooks with a disabled one as %q, want none (written as rows)", s)
+	}
+	for _, bad := range []string{"", "[]", "12]", "[12", "[1,x]"} {
+		if _, err := parseHooks(bad); err == nil {
+			t.Fatalf("parseHooks(%q): no error", bad)
+		}
+	}
+}
