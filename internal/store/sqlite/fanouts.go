@@ -288,6 +288,9 @@ func (s *Store) fanoutDelivery(ctx context.Context, accountID, id int64) (store.
 	if err != nil {
 		return store.Delivery{}, false, err
 	}
+	if id-first >= int64(len(ids)) {
+		return store.Delivery{}, false, fmt.Errorf("fan-out %d: %d webhooks for delivery %d", first, len(ids), id)
+	}
 	at := fromMs(created)
 	return store.Delivery{ID: id, AccountID: account, WebhookID: ids[id-first], EventID: eventID, Event: event,
 		Status: store.StatusPending, NextAttemptAt: at, CreatedAt: at}, true, nil
