@@ -17,8 +17,8 @@ import (
 // JSON array in turn, all due when the event was published (migration 00006). That is three
 // b-tree entries per event for the single writer instead of the two deliveries' two rows and
 // four index entries: in alternating pairs on the ninth session's machine, the publish
-// scenario went from 40,000 – 46,000 to 62,000 – 69,000 events/s (BENCHMARKS.md). An event with a delivery to a
-// webhook that is not active is written as rows at once, as before.
+// scenario went from 40,000 – 46,000 to 62,000 – 69,000 events/s (BENCHMARKS.md). An event
+// with a delivery to a webhook that is not active is written as rows at once, as before.
 //
 // A claim writes the delivery rows of the fan-outs it takes, leased, as a publish to an
 // engine with room would have (claimInOrder). What reads or changes deliveries by their rows

@@ -10,8 +10,8 @@ import (
 	"github.com/hookrelay/hookrelay/internal/store"
 )
 
-// fanoutStore opens a store in dir with an account and n active message-send webhooks.
-func fanoutStore(t *testing.T, dir string, n int, at time.Time) (*Store, store.Account, []store.Webhook) {
+// storeWithWebhooks opens a store in dir with an account and n active message-send webhooks.
+func storeWithWebhooks(t *testing.T, dir string, n int, at time.Time) (*Store, store.Account, []store.Webhook) {
 	t.Helper()
 	ctx := context.Background()
 	s, err := Open(ctx, dir, Options{})
@@ -74,7 +74,7 @@ func TestFanoutIDsSurviveReopen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	s, a, hooks := fanoutStore(t, dir, 2, t0)
+	s, a, hooks := storeWithWebhooks(t, dir, 2, t0)
 	for i := range 3 {
 		publishAt(t, s, a, fmt.Sprintf("e%d", i), t0, "")
 	}
@@ -117,7 +117,7 @@ func TestFanoutIDsSurviveReopen(t *testing.T) {
 func TestClaimTakesTheEarliestDueFirst(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	s, a, _ := fanoutStore(t, t.TempDir(), 1, t0)
+	s, a, _ := storeWithWebhooks(t, t.TempDir(), 1, t0)
 	defer s.Close()
 	publishAt(t, s, a, "first", t0, "") // delivery 1, a fan-out due at t0
 	leased := publishAt(t, s, a, "retried", t0.Add(time.Second), "n")
@@ -140,7 +140,7 @@ func TestClaimTakesTheEarliestDueFirst(t *testing.T) {
 	}
 
 	// A fan-out of three webhooks, taken two then one.
-	s2, a2, hooks := fanoutStore(t, t.TempDir(), 3, t0)
+	s2, a2, hooks := storeWithWebhooks(t, t.TempDir(), 3, t0)
 	defer s2.Close()
 	publishAt(t, s2, a2, "wide", t0, "")
 	if got := claimIDs(t, s2, now, 2); !slices.Equal(got, []int64{1, 2}) {
@@ -157,7 +157,7 @@ func TestClaimTakesTheEarliestDueFirst(t *testing.T) {
 func TestReadsSeeFanouts(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	s, a, hooks := fanoutStore(t, t.TempDir(), 2, t0)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 2, t0)
 	defer s.Close()
 	publishAt(t, s, a, "e0", t0, "")
 	q, err := s.QueueStats(ctx, t0)
@@ -199,7 +199,7 @@ func TestReadsSeeFanouts(t *testing.T) {
 func TestFanoutMigrationDown(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	s, a, hooks := fanoutStore(t, dir, 2, t0)
+	s, a, hooks := storeWithWebhooks(t, dir, 2, t0)
 	publishAt(t, s, a, "e0", t0, "")
 	publishAt(t, s, a, "e1", t0.Add(time.Second), "")
 	if err := s.Close(); err != nil {
@@ -235,7 +235,7 @@ func TestFanoutMigrationDown(t *testing.T) {
 func TestListSettlesInChunks(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	s, a, hooks := fanoutStore(t, t.TempDir(), 1, t0)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 1, t0)
 	defer s.Close()
 	const n = 2*settleChunk + 5
 	events := make([]store.NewEvent, n)

@@ -88,7 +88,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				}
 			}
 			if before.Status != store.WebhookDisabled && w.Status == store.WebhookDisabled {
-				if err := s.cancelPending(ctx, tx, id, "webhook disabled: "+w.DisabledReason, w.UpdatedAt); err != nil {
+				if err := cancelPending(ctx, tx, id, "webhook disabled: "+w.DisabledReason, w.UpdatedAt); err != nil {
 					return err
 				}
 			}

@@ -21,19 +21,8 @@ func TestBucketIndexMigration(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, err := Open(ctx, dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, _, err := s.CreateAccount(ctx, store.Account{Email: "m@acme.test", Name: "M", CreatedAt: at}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/h", Secret: "s",
-		SkipErrorCodes: []string{}, RetryOnError: true, MaxThroughputPerMinute: 600, Status: store.WebhookActive, CreatedAt: at, UpdatedAt: at})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, hooks := storeWithWebhooks(t, dir, 1, at)
+	w := hooks[0]
 	events := make([]store.NewEvent, 3000) // three buckets of ids
 	for i := range events {
 		events[i] = store.NewEvent{ID: fmt.Sprintf("evt-%d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: at}
@@ -52,7 +41,8 @@ func TestBucketIndexMigration(t *testing.T) {
 	}
 	db.Close()
 
-	if s, err = Open(ctx, dir, Options{}); err != nil {
+	s, err := Open(ctx, dir, Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()

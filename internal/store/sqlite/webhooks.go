@@ -183,7 +183,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 			return err
 		}
 		if before != store.WebhookDisabled && w.Status == store.WebhookDisabled {
-			return s.cancelPending(ctx, tx, id, "webhook disabled", w.UpdatedAt)
+			return cancelPending(ctx, tx, id, "webhook disabled", w.UpdatedAt)
 		}
 		return nil
 	})
@@ -203,7 +203,7 @@ func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
 }
 
 // cancelPending cancels the webhook's pending deliveries, those of fan-outs included.
-func (s *Store) cancelPending(ctx context.Context, tx *sql.Tx, webhookID int64, reason string, now time.Time) error {
+func cancelPending(ctx context.Context, tx *sql.Tx, webhookID int64, reason string, now time.Time) error {
 	if _, err := materialize(ctx, tx, fanoutsToWebhook, webhookID); err != nil {
 		return fmt.Errorf("cancel deliveries of webhook %d: %w", webhookID, err)
 	}
@@ -226,6 +226,6 @@ func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("delete webhook %d: %w", id, store.ErrNotFound)
 		}
-		return s.cancelPending(ctx, tx, id, "webhook deleted", now)
+		return cancelPending(ctx, tx, id, "webhook deleted", now)
 	})
 }
