@@ -258,6 +258,44 @@ func TestListSettlesInChunks(t *testing.T) {
 	}
 }
 
+// TestListOfOtherStatusesLeavesFanouts: a listing of a status that no fan-out holds (all
+// theirs are pending) writes nothing and leaves the fan-outs where they are.
+func TestListOfOtherStatusesLeavesFanouts(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 2, t0)
+	defer s.Close()
+	publishAt(t, s, a, "e0", t0, "")
+	ids := claimIDs(t, s, t0, 1) // delivery 1, a row now; delivery 2 stays in its fan-out
+	if !slices.Equal(ids, []int64{1}) {
+		t.Fatalf("claimed %v, want [1]", ids)
+	}
+	if err := s.Complete(ctx, []store.Outcome{{DeliveryID: 1, Owner: "n", Status: store.StatusFailed, At: t0,
+		Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 500}}}); err != nil {
+		t.Fatal(err)
+	}
+	publishAt(t, s, a, "e1", t0.Add(time.Second), "") // deliveries 3 and 4, a fan-out
+	before := s.WriterStats().Commits
+	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{Status: store.StatusFailed}, store.Page{Page: 0, Size: 10})
+	if err != nil || total != 1 || len(list) != 1 || list[0].ID != 1 {
+		t.Fatalf("failed deliveries of webhook %d: %+v, total %d (%v)", hooks[0].ID, list, total, err)
+	}
+	if commits := s.WriterStats().Commits - before; commits != 0 {
+		t.Fatalf("a listing of failed deliveries made %d commits", commits)
+	}
+	if n := fanoutCount(t, s); n != 2 {
+		t.Fatalf("%d fan-outs after a listing of failed deliveries, want 2", n)
+	}
+	// A listing that may find pending deliveries still writes their rows first.
+	list, total, err = s.ListDeliveries(ctx, a.ID, hooks[1].ID, store.DeliveryFilter{}, store.Page{Page: 0, Size: 10})
+	if err != nil || total != 2 || len(list) != 2 || list[0].ID != 4 || list[1].ID != 2 {
+		t.Fatalf("deliveries of webhook %d: %+v, total %d (%v)", hooks[1].ID, list, total, err)
+	}
+	if n := fanoutCount(t, s); n != 0 {
+		t.Fatalf("%d fan-outs after a listing of every status", n)
+	}
+}
+
 // TestHooksRoundTrip: a fan-out's webhooks read back as written, and what is not an array of
 // ids is an error naming it.
 func TestHooksRoundTrip(t *testing.T) {
