@@ -347,9 +347,12 @@ type Store interface {
 	ListWebhooks(ctx context.Context, accountID int64, f WebhookFilter, p Page) ([]Webhook, int, error)
 	// UpdateWebhook applies update to the stored webhook inside one transaction and bumps
 	// its Version; an error from update aborts the change and is returned as is. If the
-	// update disables the webhook, its pending deliveries are cancelled in that transaction.
+	// update disables the webhook, its pending deliveries are cancelled before it returns:
+	// in that transaction, or after it in several (a driver whose single writer must not be
+	// held by a large backlog); the engine cancels any it claims of a disabled webhook.
 	UpdateWebhook(ctx context.Context, accountID, id int64, update func(*Webhook) error) (Webhook, error)
-	// DeleteWebhook deletes the webhook and cancels its pending deliveries in one transaction.
+	// DeleteWebhook deletes the webhook and cancels its pending deliveries before it returns,
+	// as UpdateWebhook does when it disables one.
 	DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error
 
 	// Publish stores the events and their deliveries; when it returns nil every event whose
@@ -378,8 +381,8 @@ type Store interface {
 	// stored webhook and its alert state, with both locked against concurrent updates, and
 	// stores what it changed: the health fields, the alert state, the alerts it returns and,
 	// when it disables the webhook (Status becomes WebhookDisabled), its cancelled pending
-	// deliveries. It returns the webhooks whose status changed. An error from update aborts
-	// the whole call.
+	// deliveries (as UpdateWebhook cancels them). It returns the webhooks whose status changed.
+	// An error from update aborts the whole call.
 	UpdateHealth(ctx context.Context, ids []int64, update func(w *Webhook, st *AlertState) ([]Alert, error)) ([]Webhook, error)
 	// AlertsDue lists the webhooks whose alert state holds unreported failures and whose last
 	// alert was queued at or before before.

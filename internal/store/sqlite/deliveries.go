@@ -180,9 +180,6 @@ func bucketsDown(from, to string) string {
 	return `WITH RECURSIVE b(n) AS (SELECT ` + from + ` UNION ALL SELECT n - 1 FROM b WHERE n > ` + to + `) `
 }
 
-// everyBucket is bucketsDown over every bucket that holds a delivery.
-var everyBucket = bucketsDown(`(SELECT max(id) FROM deliveries)`+bucketShift, `(SELECT min(id) FROM deliveries)`+bucketShift)
-
 // bucketRange reads the lowest and the highest bucket. Each bound has a query of its own:
 // SQLite reads min(id) or max(id) from one end of the table only when it is a query's only
 // column; with both in one query it reads every row.

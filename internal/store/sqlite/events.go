@@ -39,10 +39,8 @@ func (s *Store) Publish(ctx context.Context, p store.PublishParams) ([]store.Pub
 		idemStmt := tx.StmtContext(ctx, st.idempotent)
 		forgetStmt := tx.StmtContext(ctx, st.forgetKey)
 		c := &s.cache
-		if c.nextDelivery == 0 {
-			if err := tx.StmtContext(ctx, st.nextDelivery).QueryRowContext(ctx).Scan(&c.nextDelivery); err != nil {
-				return fmt.Errorf("read the next delivery id: %w", err)
-			}
+		if _, err := s.lastDelivery(ctx, tx); err != nil {
+			return err
 		}
 		// The argument lists are the writer's own, kept between publishes (emptied after
 		// use, so they hold no event past its publish): growing them afresh each time was 3%

@@ -46,6 +46,18 @@ func publishAt(t *testing.T, s *Store, a store.Account, id string, at time.Time,
 	return res[0]
 }
 
+// publishMany publishes n message-send events at at in one call, leased to no one.
+func publishMany(t *testing.T, s *Store, a store.Account, n int, at time.Time) {
+	t.Helper()
+	events := make([]store.NewEvent, n)
+	for i := range events {
+		events[i] = store.NewEvent{ID: fmt.Sprintf("e%d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: at}
+	}
+	if _, err := s.Publish(context.Background(), store.PublishParams{Events: events, IdempotencySince: at.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func fanoutCount(t *testing.T, s *Store) int {
 	t.Helper()
 	var n int
@@ -238,13 +250,7 @@ func TestListSettlesInChunks(t *testing.T) {
 	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 1, t0)
 	defer s.Close()
 	const n = 2*settleChunk + 5
-	events := make([]store.NewEvent, n)
-	for i := range events {
-		events[i] = store.NewEvent{ID: fmt.Sprintf("e%d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: t0}
-	}
-	if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	publishMany(t, s, a, n, t0)
 	before := s.WriterStats().Commits
 	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{Status: store.StatusPending}, store.Page{Page: 0, Size: 5})
 	if err != nil || total != n || len(list) != 5 || list[0].ID != n {
@@ -293,6 +299,67 @@ func TestListOfOtherStatusesLeavesFanouts(t *testing.T) {
 	}
 	if n := fanoutCount(t, s); n != 0 {
 		t.Fatalf("%d fan-outs after a listing of every status", n)
+	}
+}
+
+// TestCancelInChunks: deleting a webhook with a backlog cancels every pending delivery of its,
+// in fan-outs and in rows (leased ones included), in several writes, and nothing else: its
+// delivered ones and the other webhook's stay as they were.
+func TestCancelInChunks(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 2, t0)
+	defer s.Close()
+	// Event k has deliveries 2k+1 (webhook 0) and 2k+2 (webhook 1). The first three are rows:
+	// 2 succeeded, 4 leased, 6 pending; the rest are fan-outs, and the fan-out of deliveries
+	// 4095 and 4096 spans two steps of the cancellation.
+	for k := range 3 {
+		publishAt(t, s, a, fmt.Sprintf("r%d", k), t0, "")
+	}
+	if ids := claimIDs(t, s, t0, 6); len(ids) != 6 {
+		t.Fatalf("claimed %v, want 6", ids)
+	}
+	if err := s.Complete(ctx, []store.Outcome{
+		{DeliveryID: 2, Owner: "n", Status: store.StatusSucceeded, At: t0, Attempt: &store.Attempt{Attempt: 1, At: t0, StatusCode: 200}},
+		{DeliveryID: 6, Owner: "n", Status: store.StatusPending, NextAttemptAt: t0.Add(time.Hour), At: t0},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*cancelChunk + 5
+	publishMany(t, s, a, n, t0)
+	before := s.WriterStats().Commits
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if commits := s.WriterStats().Commits - before; commits < 4 {
+		t.Fatalf("deleting a webhook with %d pending deliveries took %d commits, want the delete and at least 3 more", n+2, commits)
+	}
+	var left int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM fanouts, json_each(webhooks) WHERE value = ?`, hooks[1].ID).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d deliveries of the deleted webhook left in fan-outs", left)
+	}
+	count := func(hook int64, status, lastError string) int {
+		t.Helper()
+		var c int
+		err := s.rdb.QueryRow(`SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status = ? AND coalesce(last_error, '') = ?`,
+			hook, status, lastError).Scan(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(hooks[1].ID, store.StatusCancelled, "webhook deleted"); c != n+2 {
+		t.Fatalf("%d deliveries of the deleted webhook cancelled, want %d", c, n+2)
+	}
+	if c := count(hooks[1].ID, store.StatusSucceeded, ""); c != 1 {
+		t.Fatalf("%d deliveries of the deleted webhook still succeeded, want 1", c)
+	}
+	if _, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{Status: store.StatusPending},
+		store.Page{Page: 0, Size: 1}); err != nil || total != n+3 {
+		t.Fatalf("the other webhook has %d pending deliveries, want %d (%v)", total, n+3, err)
 	}
 }
 

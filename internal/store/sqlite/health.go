@@ -19,8 +19,9 @@ import (
 // the webhooks the cache does not hold as it last wrote them.
 func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {
 	var changed []store.Webhook
+	var cancels []cancellation // of the webhooks the flush disabled
 	err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
-		changed = changed[:0]
+		changed, cancels = changed[:0], cancels[:0]
 		byID := make(map[int64]healthRow, len(ids))
 		var unknown []int64
 		for _, id := range ids {
@@ -88,9 +89,12 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				}
 			}
 			if before.Status != store.WebhookDisabled && w.Status == store.WebhookDisabled {
-				if err := cancelPending(ctx, tx, id, "webhook disabled: "+w.DisabledReason, w.UpdatedAt); err != nil {
+				upTo, err := s.lastDelivery(ctx, tx)
+				if err != nil {
 					return err
 				}
+				cancels = append(cancels, cancellation{accountID: w.AccountID, webhookID: id, upTo: upTo,
+					reason: "webhook disabled: " + w.DisabledReason, at: w.UpdatedAt})
 			}
 		}
 		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {
@@ -103,6 +107,9 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, c := range cancels {
+		s.cancelAfter(ctx, c)
 	}
 	return changed, nil
 }

@@ -68,6 +68,8 @@ type Store struct {
 	cache writerCache
 	// Owned by the writer goroutine too: Publish's argument lists, kept between publishes.
 	publishArgs publishArgs
+
+	log *slog.Logger
 }
 
 // writerCache holds what Publish reads of accounts and webhooks, and the next delivery id.
@@ -84,6 +86,17 @@ type writerCache struct {
 	// directory's lock, so no one else inserts. It only grows: ids of a rolled-back insert are
 	// skipped, never reused, as AUTOINCREMENT would.
 	nextDelivery int64
+}
+
+// lastDelivery is the highest delivery id given so far (0 when none), read in the writer's tx
+// the first time.
+func (s *Store) lastDelivery(ctx context.Context, tx *sql.Tx) (int64, error) {
+	if s.cache.nextDelivery == 0 {
+		if err := tx.StmtContext(ctx, s.stmts.nextDelivery).QueryRowContext(ctx).Scan(&s.cache.nextDelivery); err != nil {
+			return 0, fmt.Errorf("read the next delivery id: %w", err)
+		}
+	}
+	return s.cache.nextDelivery - 1, nil
 }
 
 // writerStats is the writer's share of store.WriterStats, in nanoseconds where a duration.
@@ -182,6 +195,10 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		closed:    make(chan struct{}),
 		done:      make(chan struct{}),
 		cache:     writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey]targets{}, health: map[int64]healthRow{}},
+		log:       opt.Logger,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if err := errors.Join(s.stmts.prepare(ctx, wdb), s.reads.prepare(ctx, rdb)); err != nil {
 		s.stmts.close()
