@@ -224,8 +224,9 @@ func TestScenariosRunSmall(t *testing.T) {
 				}
 			case "fairness":
 				f := rep.Fairness
-				if f == nil || len(rep.Runs) != 3 || f.ControlDeliveriesPerSec <= 0 || f.LimitedWebhook.Limit != 60 || f.LimitedWebhook.Requests > 60 ||
-					f.TimeoutWebhook.Requests == 0 {
+				if f == nil || len(rep.Runs) != 4 || f.ControlDeliveriesPerSec <= 0 || f.ControlAfterDeliveriesPerSec <= 0 ||
+					f.LimitedWebhook.Limit != 60 || f.LimitedWebhook.Requests > 60 || f.TimeoutWebhook.Requests == 0 ||
+					f.TimeoutRatio != f.TimeoutDeliveriesPerSec/((f.ControlDeliveriesPerSec+f.ControlAfterDeliveriesPerSec)/2) {
 					t.Errorf("fairness = %+v", f)
 				}
 			case "scale":

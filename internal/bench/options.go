@@ -219,9 +219,10 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
               fan-out 2, 1,000,000 deliveries pending; then receivers return while new events
               flow at --rate (1,000/s). Judged by peak RSS (< 300 MB) and backlog drain rate
               (≥ 0.8 × the normal rate).
-  fairness    three fresh runs: control; plus a webhook limited to 60/min; plus a webhook that
-              times out (delivery timeout 2s). Both extra webhooks get every event of the
-              first (account, event type). Judged by the others' deliveries/s (≥ 0.9 × control).
+  fairness    four fresh runs: control; plus a webhook limited to 60/min; plus a webhook that
+              times out (delivery timeout 2s); control again. Both extra webhooks get every
+              event of the first (account, event type). Judged by the others' deliveries/s
+              (≥ 0.9 × the mean of the controls').
   scale       three fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
               (10,000) across --accounts (1,000), then 10 webhooks again. Judged by the
               large run's deliveries/s (≥ 0.8 × the mean of the small runs').
