@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -345,6 +346,60 @@ func testDeliveryDeleteCancelsPending(t *testing.T, start starter) {
 	status, m, _ = ts.call(t, "GET", fmt.Sprintf("/v3/deliveries/%d", int64(list[0]["id"].(float64))), key, nil)
 	if status != 200 || m["data"].(map[string]any)["status"] != "cancelled" {
 		t.Fatalf("delivery after delete: %d %v", status, m)
+	}
+}
+
+// TestDeliveryDeleteCancelsBacklog: a webhook with more pending deliveries than the embedded
+// store cancels in one write (it cancels them a chunk per write, after the delete) is deleted
+// while its receiver holds every request: by the time DELETE returns, its oldest and newest
+// deliveries are cancelled and nothing is pending, and no request reaches it afterwards.
+func TestDeliveryDeleteCancelsBacklog(t *testing.T) { eachStore(t, testDeliveryDeleteCancelsBacklog) }
+
+func testDeliveryDeleteCancelsBacklog(t *testing.T, start starter) {
+	ts := start(t, func(c *config.Config) { c.DeliveryTimeout = 30 * time.Second })
+	a, key := ts.createAccount(t, "backlog-delete@acme.test")
+	rc := newReceiver(t, "s")
+	rc.holdAfter(t, 0)
+	h := ts.createWebhook(t, key, hookBody("message-send", rc.srv.URL, "s", map[string]any{"maxThroughputPerMinute": 1000000}))
+	const events, batch = 5000, 1000
+	for i := range events / batch {
+		evs := make([]map[string]any, batch)
+		for j := range evs {
+			evs[j] = map[string]any{"accountId": a, "event": "message-send", "data": map[string]any{"messageId": i*batch + j, "destinationNumber": "+1555"}}
+		}
+		if status, m, _ := ts.call(t, "POST", "/v3/events/batch", ts.AdminKey, map[string]any{"events": evs}); status != 202 {
+			t.Fatalf("batch: %d %v", status, m)
+		}
+	}
+	rc.waitFor(t, 1, 10*time.Second)
+	status, m, _ := ts.call(t, "GET", fmt.Sprintf("/v3/webhooks/%d/deliveries?pageSize=1", h), key, nil)
+	if status != 200 || m["data"].(map[string]any)["total"].(float64) != events {
+		t.Fatalf("deliveries before the delete: %d %v", status, m)
+	}
+	newest := int64(m["data"].(map[string]any)["rows"].([]any)[0].(map[string]any)["id"].(float64))
+	status, m, _ = ts.call(t, "GET", fmt.Sprintf("/v3/webhooks/%d/deliveries?pageSize=1&page=%d", h, events-1), key, nil)
+	if status != 200 || len(m["data"].(map[string]any)["rows"].([]any)) != 1 {
+		t.Fatalf("the oldest delivery before the delete: %d %v", status, m)
+	}
+	oldest := int64(m["data"].(map[string]any)["rows"].([]any)[0].(map[string]any)["id"].(float64))
+
+	if status, m, _ := ts.call(t, "DELETE", fmt.Sprintf("/v3/webhooks/%d", h), key, nil); status != 200 {
+		t.Fatalf("delete: %d %v", status, m)
+	}
+	after := rc.count()
+	for _, id := range []int64{oldest, newest} {
+		status, m, _ := ts.call(t, "GET", fmt.Sprintf("/v3/deliveries/%d", id), key, nil)
+		if status != 200 || m["data"].(map[string]any)["status"] != "cancelled" {
+			t.Fatalf("delivery %d when DELETE returned: %d %v", id, status, m)
+		}
+	}
+	q, err := ts.srv.Store().QueueStats(context.Background(), time.Now().Add(time.Hour))
+	if err != nil || q.Due+q.Scheduled != 0 {
+		t.Fatalf("pending deliveries when DELETE returned: %+v (%v)", q, err)
+	}
+	time.Sleep(time.Second)
+	if n := rc.count() - after; n != 0 {
+		t.Fatalf("%d requests reached the webhook after DELETE returned", n)
 	}
 }
 
