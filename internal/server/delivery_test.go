@@ -403,6 +403,32 @@ func testDeliveryDeleteCancelsBacklog(t *testing.T, start starter) {
 	}
 }
 
+// TestEngineHearsOfDeleteAtCommit: the embedded store tells the engine of a deleted webhook
+// when the delete commits, before it cancels the deliveries and whatever the caller does next:
+// a webhook deleted through the store alone, not the API, gets nothing more once its receiver
+// lets the held requests go.
+func TestEngineHearsOfDeleteAtCommit(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *config.Config) { c.DeliveryTimeout = 30 * time.Second })
+	a, key := ts.createAccount(t, "commit-delete@acme.test")
+	rc := newReceiver(t, "s")
+	release := rc.holdAfter(t, 0)
+	h := ts.createWebhook(t, key, hookBody("message-send", rc.srv.URL, "s", map[string]any{"maxThroughputPerMinute": 1000000}))
+	for i := range 200 {
+		ts.publish(t, a, "message-send", map[string]any{"messageId": i, "destinationNumber": "+1555"})
+	}
+	rc.waitFor(t, 1, 10*time.Second)
+	if err := ts.srv.Store().DeleteWebhook(context.Background(), a, h, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	held := rc.count()
+	release()
+	time.Sleep(time.Second)
+	if n := rc.count() - held; n != 0 {
+		t.Fatalf("%d requests reached the webhook after the store deleted it", n)
+	}
+}
+
 func TestDeliverySlowWebhookDoesNotBlockFast(t *testing.T) {
 	eachStore(t, testDeliverySlowWebhookDoesNotBlockFast)
 }

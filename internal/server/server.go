@@ -124,6 +124,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Logger:        log,
 		Observer:      s.monitor,
 	})
+	// The embedded store cancels a deleted or disabled webhook's deliveries after the change
+	// commits, a chunk per write: the engine hears of the change first, so that it sends the
+	// webhook nothing more meanwhile. (The API and the monitor tell it again afterwards.)
+	if st, ok := s.store.(interface {
+		OnStop(func(w store.Webhook, deleted bool))
+	}); ok {
+		st.OnStop(func(w store.Webhook, deleted bool) {
+			if deleted {
+				s.engine.WebhookDeleted(w.ID)
+			} else {
+				s.engine.WebhookChanged(w)
+			}
+		})
+	}
 	handler := api.New(api.Config{
 		Store:                    s.store,
 		Engine:                   s.engine,

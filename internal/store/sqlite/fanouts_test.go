@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -360,6 +361,57 @@ func TestCancelInChunks(t *testing.T) {
 	if _, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{Status: store.StatusPending},
 		store.Page{Page: 0, Size: 1}); err != nil || total != n+3 {
 		t.Fatalf("the other webhook has %d pending deliveries, want %d (%v)", total, n+3, err)
+	}
+}
+
+// TestOnStop: OnStop's function hears of a webhook deleted, disabled by an update and
+// disabled by the health flush once each, after the change and before its pending deliveries
+// are cancelled.
+func TestOnStop(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 3, t0)
+	defer s.Close()
+	publishAt(t, s, a, "e0", t0, "") // one pending delivery to each webhook, in a fan-out
+	pending := func(hook int64) int {
+		t.Helper()
+		var n int
+		err := s.rdb.QueryRow(`SELECT (SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending')
+			+ (SELECT count(*) FROM fanouts, json_each(webhooks) WHERE value = ?1)`, hook).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	var got []string
+	s.OnStop(func(w store.Webhook, deleted bool) {
+		got = append(got, fmt.Sprintf("%d deleted=%t status=%s version=%d pending=%d", w.ID, deleted, w.Status, w.Version, pending(w.ID)))
+	})
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[0].ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateWebhook(ctx, a.ID, hooks[1].ID, func(w *store.Webhook) error { w.Status = store.WebhookDisabled; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.UpdateHealth(ctx, []int64{hooks[2].ID}, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+		w.Status, w.DisabledReason = store.WebhookDisabled, "failing"
+		return nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("%d deleted=true status= version=0 pending=1", hooks[0].ID),
+		fmt.Sprintf("%d deleted=false status=disabled version=%d pending=1", hooks[1].ID, hooks[1].Version+1),
+		fmt.Sprintf("%d deleted=false status=disabled version=%d pending=1", hooks[2].ID, hooks[2].Version+1),
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("OnStop heard\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, w := range hooks {
+		if n := pending(w.ID); n != 0 {
+			t.Fatalf("webhook %d: %d deliveries still pending after its change returned", w.ID, n)
+		}
 	}
 }
 

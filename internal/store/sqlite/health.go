@@ -94,7 +94,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 					return err
 				}
 				cancels = append(cancels, cancellation{accountID: w.AccountID, webhookID: id, upTo: upTo,
-					reason: "webhook disabled: " + w.DisabledReason, at: w.UpdatedAt})
+					reason: "webhook disabled: " + w.DisabledReason, at: w.UpdatedAt, stopped: w})
 			}
 		}
 		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {

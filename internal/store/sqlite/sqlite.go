@@ -70,7 +70,16 @@ type Store struct {
 	publishArgs publishArgs
 
 	log *slog.Logger
+	// stopped is OnStop's function, nil when none.
+	stopped func(w store.Webhook, deleted bool)
 }
+
+// OnStop has f called once a webhook's delete or disable is committed, before its pending
+// deliveries are cancelled (which takes many writes when it has a backlog): with the webhook
+// as disabled, or with deleted set and only its ID and AccountID. The server tells the
+// delivery engine from it, so that nothing more is sent to the webhook meanwhile. Call it
+// before the store is in use.
+func (s *Store) OnStop(f func(w store.Webhook, deleted bool)) { s.stopped = f }
 
 // writerCache holds what Publish reads of accounts and webhooks, and the next delivery id.
 // Every write that may change what it holds empties it (see op.keepsCache), as do a failed

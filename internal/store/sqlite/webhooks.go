@@ -191,6 +191,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 		return nil
 	})
 	if err == nil && cancel != nil {
+		cancel.stopped = w
 		s.cancelAfter(ctx, *cancel)
 	}
 	return w, err
@@ -215,6 +216,9 @@ type cancellation struct {
 	accountID, webhookID, upTo int64
 	reason                     string
 	at                         time.Time
+	// stopped is the webhook as the change left it (disabled), for OnStop's function; a zero
+	// ID when it was deleted.
+	stopped store.Webhook
 }
 
 // A cancellation is written a step at a time: a step covers the delivery ids of cancelWindow
@@ -235,9 +239,17 @@ var cancelRows = `UPDATE deliveries SET status = 'cancelled', completed_at = ?, 
 	last_error = ? WHERE status = 'pending' AND id IN (` + bucketsDown("?", "?") + `SELECT d.id FROM b` + ofWebhook + `
 	AND d.id BETWEEN ? AND ?)`
 
-// cancelAfter runs c once the change that called for it is committed. A failure is logged, not
-// returned: the change stands, and the engine cancels what is left as it claims it.
+// cancelAfter runs c once the change that called for it is committed, after telling OnStop's
+// function. A failure is logged, not returned: the change stands, and the engine cancels what
+// is left as it claims it.
 func (s *Store) cancelAfter(ctx context.Context, c cancellation) {
+	if s.stopped != nil {
+		if c.stopped.ID == 0 {
+			s.stopped(store.Webhook{ID: c.webhookID, AccountID: c.accountID}, true)
+		} else {
+			s.stopped(c.stopped, false)
+		}
+	}
 	if err := s.cancelPending(ctx, c); err != nil {
 		s.log.Error("cancel the pending deliveries of a webhook deleted or disabled; the engine cancels the rest as it claims them",
 			"webhook", c.webhookID, "err", err)
