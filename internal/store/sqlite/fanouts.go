@@ -220,8 +220,8 @@ func (s *Store) claimFanouts(ctx context.Context, tx *sql.Tx, p store.ClaimParam
 // Which fan-outs to write as rows (materialize): as WHERE conditions on fanouts, with their
 // parameters.
 const (
-	// The oldest ones up to ?1, at most ?2 of them.
-	fanoutsUpTo = `first_delivery <= ?1 ORDER BY first_delivery LIMIT ?2`
+	// Those of account ?1 with their first delivery in (?2, ?3].
+	fanoutsOfAccount = `account_id = ?1 AND first_delivery > ?2 AND first_delivery <= ?3`
 	// The one holding delivery ?1.
 	fanoutOfDelivery = `first_delivery = (SELECT max(first_delivery) FROM fanouts WHERE first_delivery <= ?1)
 		AND first_delivery + deliveries > ?1`
@@ -252,20 +252,32 @@ func materialize(ctx context.Context, tx *sql.Tx, where string, args ...any) (in
 // and outcomes wait for a few milliseconds of it at a time, not for a whole backlog.
 const settleChunk = 2048
 
-// settle makes every delivery stored before it was called a row, for a read of the
-// deliveries table: it has the writer materialize the fan-outs that exist, oldest first, a
-// chunk per write. A fan-out stored after it began is of a publish answered after the read
-// began.
-func (s *Store) settle(ctx context.Context) error {
+// settle makes every delivery of account stored before it was called a row, for a read of the
+// deliveries table: it has the writer materialize the account's fan-outs, oldest first, a
+// chunk per write. Other accounts' fan-outs hold none of its deliveries and are left alone, so
+// a listing never waits for another account's backlog (finding the account's among them is a
+// scan of the fan-outs: 52 ms for 500,000 on the tenth session's EPYC). A fan-out stored after
+// it began is of a publish answered after the read began.
+func (s *Store) settle(ctx context.Context, accountID int64) error {
 	var last sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(first_delivery) FROM fanouts`).Scan(&last); err != nil {
+	if err := s.rdb.QueryRowContext(ctx, `SELECT max(first_delivery) FROM fanouts WHERE account_id = ?`, accountID).Scan(&last); err != nil {
 		return fmt.Errorf("look for fan-outs: %w", err)
 	}
+	var after int64 // the chunks so far reached this first delivery
 	for done := !last.Valid; !done; {
 		err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
-			n, err := materialize(ctx, tx, fanoutsUpTo, last.Int64, settleChunk)
-			done = n < settleChunk
-			return err
+			var upTo sql.NullInt64
+			err := tx.QueryRowContext(ctx, `SELECT max(first_delivery) FROM (SELECT first_delivery FROM fanouts
+				WHERE `+fanoutsOfAccount+` ORDER BY first_delivery LIMIT ?4)`, accountID, after, last.Int64, settleChunk).Scan(&upTo)
+			if err != nil || !upTo.Valid {
+				done = true
+				return err
+			}
+			if _, err := materialize(ctx, tx, fanoutsOfAccount, accountID, after, upTo.Int64); err != nil {
+				return err
+			}
+			after, done = upTo.Int64, upTo.Int64 >= last.Int64
+			return nil
 		})
 		if err != nil {
 			return err

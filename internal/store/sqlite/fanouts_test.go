@@ -265,6 +265,48 @@ func TestListSettlesInChunks(t *testing.T) {
 	}
 }
 
+// TestListSettlesItsAccountOnly: a listing writes the rows of its own account's fan-outs and
+// leaves another account's, interleaved with them, where they are.
+func TestListSettlesItsAccountOnly(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 1, t0)
+	defer s.Close()
+	b, _, err := s.CreateAccount(ctx, store.Account{Email: "g@acme.test", Name: "G", CreatedAt: t0}, store.NewAPIKey{Prefix: "q", Hash: []byte("q")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := hooks[0]
+	other.ID, other.AccountID = 0, b.ID
+	if _, err := s.CreateWebhook(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		publishAt(t, s, a, fmt.Sprintf("a%d", i), t0, "")
+		publishAt(t, s, b, fmt.Sprintf("b%d", i), t0, "")
+	}
+	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{}, store.Page{Page: 0, Size: 10})
+	if err != nil || total != 3 || len(list) != 3 || list[0].ID != 5 || list[2].ID != 1 {
+		t.Fatalf("deliveries of webhook %d: %+v, total %d (%v)", hooks[0].ID, list, total, err)
+	}
+	var left []string
+	rows, err := s.rdb.Query(`SELECT account_id, first_delivery FROM fanouts ORDER BY first_delivery`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var account, first int64
+		if err := rows.Scan(&account, &first); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, fmt.Sprintf("%d:%d", account, first))
+	}
+	if want := []string{fmt.Sprintf("%d:2", b.ID), fmt.Sprintf("%d:4", b.ID), fmt.Sprintf("%d:6", b.ID)}; !slices.Equal(left, want) {
+		t.Fatalf("fan-outs after account %d's listing: %v, want %v (account %d's)", a.ID, left, want, b.ID)
+	}
+}
+
 // TestListOfOtherStatusesLeavesFanouts: a listing of a status that no fan-out holds (all
 // theirs are pending) writes nothing and leaves the fan-outs where they are.
 func TestListOfOtherStatusesLeavesFanouts(t *testing.T) {
