@@ -24,10 +24,10 @@ import (
 // engine with room would have (claimInOrder). What reads or changes deliveries by their rows
 // meets the fan-outs as well:
 //   - GetDelivery reads a delivery from its fan-out (fanoutDelivery);
-//   - ListDeliveries first has the writer turn the fan-outs into rows, a chunk per write
-//     (settle);
+//   - ListDeliveries, when it may list pending deliveries, first has the writer turn its
+//     account's fan-outs into rows, a chunk per write (settle);
 //   - a retry turns the delivery's fan-out into rows, and cancelling a webhook's deliveries
-//     those with a delivery to it (materialize);
+//     those with a delivery to it, a step of ids per write (materialize, cancelPending);
 //   - QueueStats counts them where they are.
 // Release leaves them alone (they are leased to no one), Complete never meets one (only a
 // claimed delivery has an outcome), and Prune keeps their events (their deliveries count in
