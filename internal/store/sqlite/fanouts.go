@@ -225,9 +225,9 @@ const (
 	// The one holding delivery ?1.
 	fanoutOfDelivery = `first_delivery = (SELECT max(first_delivery) FROM fanouts WHERE first_delivery <= ?1)
 		AND first_delivery + deliveries > ?1`
-	// Those of account ?3 with their first delivery in [?1, ?2] and a delivery to webhook ?4
-	// (instr first: a search of the text passes over most others without parsing their JSON).
-	fanoutsToWebhook = `first_delivery BETWEEN ?1 AND ?2 AND account_id = ?3 AND instr(webhooks, ?4) > 0
+	// Those of fanoutsOfAccount with a delivery to webhook ?4 (instr first: a search of the
+	// text passes over most others without parsing their JSON).
+	fanoutsToWebhook = fanoutsOfAccount + ` AND instr(webhooks, ?4) > 0
 		AND EXISTS (SELECT 1 FROM json_each(webhooks) WHERE value = ?4)`
 )
 

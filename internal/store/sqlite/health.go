@@ -93,8 +93,8 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				if err != nil {
 					return err
 				}
-				cancels = append(cancels, cancellation{accountID: w.AccountID, webhookID: id, upTo: upTo,
-					reason: "webhook disabled: " + w.DisabledReason, at: w.UpdatedAt, stopped: w})
+				cancels = append(cancels, cancellation{w: w, upTo: upTo, reason: "webhook disabled: " + w.DisabledReason,
+					at: w.UpdatedAt})
 			}
 		}
 		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {

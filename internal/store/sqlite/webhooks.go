@@ -184,14 +184,13 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 			return err
 		}
 		if before != store.WebhookDisabled && w.Status == store.WebhookDisabled {
-			cancel = &cancellation{accountID: accountID, webhookID: id, reason: "webhook disabled", at: w.UpdatedAt}
+			cancel = &cancellation{w: w, reason: "webhook disabled", at: w.UpdatedAt}
 			cancel.upTo, err = s.lastDelivery(ctx, tx)
 			return err
 		}
 		return nil
 	})
 	if err == nil && cancel != nil {
-		cancel.stopped = w
 		s.cancelAfter(ctx, *cancel)
 	}
 	return w, err
@@ -213,12 +212,13 @@ func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
 // with ids up to upTo, every one it had when that was committed. Publishes after it store
 // none for the webhook, or cancelled ones.
 type cancellation struct {
-	accountID, webhookID, upTo int64
-	reason                     string
-	at                         time.Time
-	// stopped is the webhook as the change left it (disabled), for OnStop's function; a zero
-	// ID when it was deleted.
-	stopped store.Webhook
+	// w is the webhook as the change left it (disabled), or only its ID and AccountID when
+	// deleted.
+	w       store.Webhook
+	deleted bool
+	upTo    int64
+	reason  string
+	at      time.Time
 }
 
 // A cancellation is written a step at a time: a step covers the delivery ids of cancelWindow
@@ -244,15 +244,11 @@ var cancelRows = `UPDATE deliveries SET status = 'cancelled', completed_at = ?, 
 // is left as it claims it.
 func (s *Store) cancelAfter(ctx context.Context, c cancellation) {
 	if s.stopped != nil {
-		if c.stopped.ID == 0 {
-			s.stopped(store.Webhook{ID: c.webhookID, AccountID: c.accountID}, true)
-		} else {
-			s.stopped(c.stopped, false)
-		}
+		s.stopped(c.w, c.deleted)
 	}
 	if err := s.cancelPending(ctx, c); err != nil {
 		s.log.Error("cancel the pending deliveries of a webhook deleted or disabled; the engine cancels the rest as it claims them",
-			"webhook", c.webhookID, "err", err)
+			"webhook", c.w.ID, "err", err)
 	}
 }
 
@@ -265,7 +261,7 @@ func (s *Store) cancelPending(ctx context.Context, c cancellation) error {
 	err := s.rdb.QueryRowContext(ctx, `SELECT min(coalesce((SELECT min(id) FROM deliveries), ?1),
 		coalesce((SELECT min(first_delivery) FROM fanouts), ?1))`, c.upTo+1).Scan(&lo)
 	if err != nil {
-		return fmt.Errorf("cancel deliveries of webhook %d: %w", c.webhookID, err)
+		return fmt.Errorf("cancel deliveries of webhook %d: %w", c.w.ID, err)
 	}
 	for b, last := lo>>10, c.upTo>>10; b <= last; {
 		err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
@@ -273,11 +269,11 @@ func (s *Store) cancelPending(ctx context.Context, c cancellation) error {
 			for start := time.Now(); changed < cancelChunk && b <= last && time.Since(start) < cancelSpell; {
 				from, to := b<<10, min((b+cancelWindow)<<10-1, c.upTo)
 				// A fan-out's deliveries may reach past to: the next step's rows.
-				n, err := materialize(ctx, tx, fanoutsToWebhook, from, to, c.accountID, c.webhookID)
+				n, err := materialize(ctx, tx, fanoutsToWebhook, c.w.AccountID, from-1, to, c.w.ID)
 				if err != nil {
 					return err
 				}
-				res, err := tx.ExecContext(ctx, cancelRows, ms(c.at), c.reason, to>>10, b, c.webhookID, from, to)
+				res, err := tx.ExecContext(ctx, cancelRows, ms(c.at), c.reason, to>>10, b, c.w.ID, from, to)
 				if err != nil {
 					return err
 				}
@@ -288,14 +284,14 @@ func (s *Store) cancelPending(ctx context.Context, c cancellation) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("cancel deliveries of webhook %d: %w", c.webhookID, err)
+			return fmt.Errorf("cancel deliveries of webhook %d: %w", c.w.ID, err)
 		}
 	}
 	return nil
 }
 
 func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
-	c := cancellation{accountID: accountID, webhookID: id, reason: "webhook deleted", at: now}
+	c := cancellation{w: store.Webhook{ID: id, AccountID: accountID}, deleted: true, reason: "webhook deleted", at: now}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ? AND account_id = ?`, id, accountID)
 		if err != nil {
