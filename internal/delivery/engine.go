@@ -34,10 +34,12 @@ type Config struct {
 	AllowPrivate bool
 	Metrics      *metrics.Metrics
 	Logger       *slog.Logger
-	// Concurrency bounds attempts in flight across all webhooks (512).
+	// Concurrency bounds attempts in flight across all webhooks (512); within it, an
+	// engineLimit follows the CPU.
 	Concurrency int
 	// WebhookConcurrency bounds attempts in flight to one webhook (64), so one slow
-	// destination never holds more than that many of the Concurrency slots.
+	// destination never holds more than that many of the Concurrency slots; within it, the
+	// webhook's concurrencyLimit follows the CPU.
 	WebhookConcurrency int
 	// MaxHeld bounds the claimed deliveries held in memory, queued or in flight (32768). With
 	// fewer, a burst of publishing overflows into the store sooner, to be claimed and read back
@@ -89,10 +91,14 @@ type Engine struct {
 	waiting  waitHeap    // hooks whose window opens later
 	timer    *time.Timer // wakes the pump for waiting
 	bodies   map[string]*body
-	held     map[int64]struct{} // claimed deliveries in memory, queued or in flight
-	running  int                // attempts in flight
-	workers  int                // goroutines reading work; never fewer than running
-	more     bool               // the last claim was full: more may be due
+	held     map[int64]struct{}           // claimed deliveries in memory, queued or in flight
+	running  int                          // attempts in flight
+	workers  int                          // goroutines reading work; never fewer than running
+	more     bool                         // the last claim was full: more may be due
+	cpuState cpuState                     // see watchCPU
+	limit    engineLimit                  // how many attempts may be in flight in all
+	quickest quickest                     // each destination's quickest answer
+	cpu      func() (time.Duration, bool) // the process's CPU time so far: processCPU but in tests
 	stopping bool
 
 	shared *shared // nil unless the store is shared by several nodes
@@ -104,6 +110,9 @@ type hook struct {
 	deleted bool
 	queue   []*job
 	running int
+	conc    concurrencyLimit // how many of its attempts may be in flight
+	dest    string           // destKey of destURL
+	destURL string
 	win     window
 	cancels map[*job]context.CancelFunc
 	pace    pace            // how long its attempts take
@@ -219,6 +228,9 @@ func New(cfg Config) *Engine {
 		hooks:    map[int64]*hook{},
 		bodies:   map[string]*body{},
 		held:     map[int64]struct{}{},
+		cpu:      processCPU,
+		cpuState: cpuState{saturated: true}, // until watchCPU has looked twice
+		limit:    newEngineLimit(cfg.Concurrency),
 	}
 	e.timer = time.AfterFunc(time.Hour, e.wake)
 	e.timer.Stop()
@@ -245,6 +257,9 @@ func (e *Engine) Notify() {
 func (e *Engine) Run(ctx context.Context) error {
 	e.writerWG.Add(1)
 	go e.writeOutcomes()
+	var cpuWG sync.WaitGroup
+	cpuWG.Go(func() { e.watchCPU(ctx) })
+	defer cpuWG.Wait()
 	slotsCtx, stopSlots := context.WithCancel(context.WithoutCancel(ctx))
 	var sharedWG sync.WaitGroup
 	if e.shared != nil {
@@ -496,7 +511,8 @@ func (e *Engine) queueLocked(h *hook, j store.Job, b *body, now time.Time) {
 func (e *Engine) hookLocked(id int64) *hook {
 	h := e.hooks[id]
 	if h == nil {
-		h = &hook{id: id, cancels: map[*job]context.CancelFunc{}, heapIdx: -1}
+		h = &hook{id: id, cancels: map[*job]context.CancelFunc{}, heapIdx: -1,
+			conc: newConcurrencyLimit(e.cfg.WebhookConcurrency)}
 		e.hooks[id] = h
 	}
 	return h
@@ -508,7 +524,8 @@ const horizon = 5 * time.Second
 
 // roomLocked is how many deliveries h may have queued in memory: what it can send within the
 // horizon, by its throughput window and by its concurrency at its recent pace; none while its
-// window stays shut beyond the horizon.
+// window stays shut beyond the horizon. Its concurrency counts as WebhookConcurrency, what its
+// limit may grow to: a limit held low by a saturated CPU can rise within a second.
 func (e *Engine) roomLocked(h *hook) int {
 	limit := h.w.MaxThroughputPerMinute
 	mono := e.mono()
@@ -593,7 +610,7 @@ func (e *Engine) dropLocked(j *job) {
 // considerLocked puts h where it belongs: ready if it may send now, waiting if its window
 // opens later, nowhere if it has nothing to send or waits for its own attempts to end.
 func (e *Engine) considerLocked(h *hook) {
-	if h.ready || h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
+	if h.ready || h.deleted || len(h.queue) == 0 || h.running >= h.conc.n {
 		return
 	}
 	ok, at := e.allowLocked(h, e.mono())
@@ -643,13 +660,13 @@ func (e *Engine) wake() {
 // pumpLocked starts attempts while there are free slots and ready webhooks, one delivery per
 // webhook in turn.
 func (e *Engine) pumpLocked() {
-	for !e.stopping && e.running < e.cfg.Concurrency {
+	for !e.stopping && e.running < e.limit.n {
 		h := e.ready.pop()
 		if h == nil {
 			return
 		}
 		h.ready = false
-		if h.deleted || len(h.queue) == 0 || h.running >= e.cfg.WebhookConcurrency {
+		if h.deleted || len(h.queue) == 0 || h.running >= h.conc.n {
 			continue
 		}
 		if ok, _ := e.allowLocked(h, e.mono()); !ok {
@@ -737,6 +754,15 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, signer *
 		delete(h.cancels, j)
 	}
 	h.pace.observe(res.Duration, mono)
+	if res.StatusCode != 0 || ctx.Err() == context.DeadlineExceeded {
+		h.conc.answered(res.Duration, mono, e.cfg.WebhookConcurrency, e.cpuState)
+		if h.destURL != w.URL {
+			h.dest, h.destURL = destKey(w.URL), w.URL
+		}
+		if q := e.quickest.answered(h.dest, res.Duration, mono); q > 0 {
+			e.limit.answered(float64(res.Duration)/float64(q), e.cfg.Concurrency, e.cpuState)
+		}
+	}
 	e.dropLocked(j)
 	e.considerLocked(h)
 	e.pumpLocked()

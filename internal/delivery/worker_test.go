@@ -18,7 +18,7 @@ import (
 // TestWorkers: attempts run on workers that are kept between attempts, never more of them
 // than Concurrency, all of it used; when Run returns, no worker is left.
 func TestWorkers(t *testing.T) {
-	const concurrency, events = 8, 300
+	const concurrency, events = 8, 1000
 	var mu sync.Mutex
 	var inFlight, maxInFlight, received int
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -36,19 +36,11 @@ func TestWorkers(t *testing.T) {
 
 	ctx := context.Background()
 	st := openStore(t)
-	now := time.Now()
-	a := createWebhook(t, st, receiver.URL)
-	var batch []store.NewEvent
-	for i := range events {
-		batch = append(batch, store.NewEvent{ID: fmt.Sprintf("evt-%03d", i), AccountID: a.ID, Type: "message-send",
-			Body: []byte(`{}`), CreatedAt: now})
-	}
-	if _, err := st.Publish(ctx, store.PublishParams{Events: batch, IdempotencySince: now.Add(-time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	publishEvents(t, st, createWebhook(t, st, receiver.URL), events)
 
 	e := New(Config{Store: st, Owner: "workers", AllowPrivate: true, Concurrency: concurrency,
 		WebhookConcurrency: concurrency, PollInterval: 10 * time.Millisecond})
+	e.cpu = func() (time.Duration, bool) { return 0, true } // the CPU free: the limits grow to Concurrency
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(runCtx) }()
@@ -98,6 +90,20 @@ func openStore(t *testing.T) *sqlite.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// publishEvents publishes n message-send events of account a, each with its own id.
+func publishEvents(t *testing.T, st store.Store, a store.Account, n int) {
+	t.Helper()
+	now := time.Now()
+	var batch []store.NewEvent
+	for i := range n {
+		batch = append(batch, store.NewEvent{ID: fmt.Sprintf("evt-%05d", i), AccountID: a.ID, Type: "message-send",
+			Body: []byte(`{}`), CreatedAt: now})
+	}
+	if _, err := st.Publish(context.Background(), store.PublishParams{Events: batch, IdempotencySince: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // createWebhook creates an account with one webhook for message-send events at url, limited

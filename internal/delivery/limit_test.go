@@ -1,0 +1,253 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// answerBatches feeds c n batches of answers: each batch's first answer takes quick, the
+// rest mean; a batch every 10ms from mono, each after a new look at the CPU.
+func answerBatches(c *concurrencyLimit, n int, quick, mean time.Duration, mono *time.Duration, ceiling int, saturated bool) {
+	for range n {
+		cpu := cpuState{tick: uint64(*mono / (10 * time.Millisecond)), saturated: saturated}
+		for i := range limitBatch {
+			d := mean
+			if i == 0 {
+				d = quick
+			}
+			c.answered(d, *mono, ceiling, cpu)
+		}
+		*mono += 10 * time.Millisecond
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	const ceiling = 64
+	mono := time.Second
+
+	c := newConcurrencyLimit(ceiling)
+	if c.n != minConcurrency {
+		t.Fatalf("a new limit is %d, want %d", c.n, minConcurrency)
+	}
+	// Answers ten times slower than the quickest, the CPU free: the wait is not this
+	// process's, the limit grows to the ceiling, and no higher.
+	answerBatches(&c, 50, time.Millisecond, 10*time.Millisecond, &mono, ceiling, false)
+	if c.n != ceiling {
+		t.Errorf("slow answers, CPU not saturated: limit %d, want %d", c.n, ceiling)
+	}
+	// The CPU saturated: down to minConcurrency, and no lower.
+	answerBatches(&c, 100, time.Millisecond, 10*time.Millisecond, &mono, ceiling, true)
+	if c.n != minConcurrency {
+		t.Errorf("slow answers, CPU saturated: limit %d, want %d", c.n, minConcurrency)
+	}
+	// The CPU free again: back up to the ceiling, and no higher.
+	answerBatches(&c, 100, time.Millisecond, 10*time.Millisecond, &mono, ceiling, false)
+	if c.n != ceiling {
+		t.Errorf("CPU free again: limit %d, want %d", c.n, ceiling)
+	}
+
+	// Answers that take about as long as the quickest (a distant receiver): saturated or not,
+	// the limit grows to the ceiling.
+	c = newConcurrencyLimit(ceiling)
+	answerBatches(&c, 100, 20*time.Millisecond, 22*time.Millisecond, &mono, ceiling, true)
+	if c.n != ceiling {
+		t.Errorf("steady answers, CPU saturated: limit %d, want %d", c.n, ceiling)
+	}
+
+	// One step per look at the CPU, however many batches come in between.
+	c = newConcurrencyLimit(ceiling)
+	answerBatches(&c, 10, time.Millisecond, time.Millisecond, &mono, ceiling, false)
+	for range 10 * limitBatch {
+		c.answered(10*time.Millisecond, mono, ceiling, cpuState{tick: 1 << 40, saturated: true})
+	}
+	if want := ceiling - ceiling/8; c.n != want {
+		t.Errorf("ten slow batches after one look at the saturated CPU: limit %d, want %d", c.n, want)
+	}
+
+	// A ceiling below minConcurrency is never exceeded.
+	c = newConcurrencyLimit(2)
+	if c.n != 2 {
+		t.Errorf("ceiling 2: a new limit is %d, want 2", c.n)
+	}
+	answerBatches(&c, 20, time.Millisecond, 10*time.Millisecond, &mono, 2, true)
+	if c.n != 2 {
+		t.Errorf("ceiling 2, saturated: limit %d, want 2", c.n)
+	}
+}
+
+// TestConcurrencyLimitRebases: a destination that got slower for good (its quickest answer now
+// 10ms where it was 1ms) is judged by its new pace once every batch has been slow for
+// rebaseAfter, and gets its concurrency back though the CPU stays saturated.
+func TestConcurrencyLimitRebases(t *testing.T) {
+	const ceiling = 64
+	mono := time.Second
+	c := newConcurrencyLimit(ceiling)
+	answerBatches(&c, 10, time.Millisecond, time.Millisecond, &mono, ceiling, true)
+	answerBatches(&c, 100, 10*time.Millisecond, 12*time.Millisecond, &mono, ceiling, true)
+	if c.n != minConcurrency {
+		t.Fatalf("slower for 1s, CPU saturated: limit %d, want %d", c.n, minConcurrency)
+	}
+	answerBatches(&c, int(rebaseAfter/(10*time.Millisecond)), 10*time.Millisecond, 12*time.Millisecond, &mono, ceiling, true)
+	if c.quickest != 10*time.Millisecond {
+		t.Fatalf("after %v of slow batches the quickest answer is %v, want 10ms", rebaseAfter, c.quickest)
+	}
+	answerBatches(&c, 100, 10*time.Millisecond, 12*time.Millisecond, &mono, ceiling, true)
+	if c.n != ceiling {
+		t.Errorf("after the rebase: limit %d, want %d", c.n, ceiling)
+	}
+}
+
+// TestEngineLimitsConcurrencyWhenSaturated runs the engine against real receivers, with the
+// process's CPU reported as saturated or not. A receiver that answers more slowly the more
+// requests it holds is sent up to WebhookConcurrency at once while the CPU is free, and only a
+// few once it is saturated; one that answers in a steady 20ms gets WebhookConcurrency either
+// way.
+func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
+	const events = 10000
+	loaded := func(n int) time.Duration { return time.Duration(n) * 500 * time.Microsecond }
+	steady := func(int) time.Duration { return 20 * time.Millisecond }
+	type window struct {
+		from, to int // requests received before the first and after the last counted
+		max      func(int) bool
+		want     string
+	}
+	atLeast48 := func(m int) bool { return m >= 48 }
+	for _, tc := range []struct {
+		name           string
+		answer         func(inFlight int) time.Duration
+		saturatedAfter int // requests received before the CPU reads saturated; -1: never
+		windows        []window
+	}{
+		{"loaded receiver, CPU saturated after 3,000", loaded, 3000, []window{
+			{2000, 3000, atLeast48, "at least 48"},
+			{events - 1000, events, func(m int) bool { return m <= 3*minConcurrency }, fmt.Sprintf("at most %d", 3*minConcurrency)},
+		}},
+		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}},
+		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var inFlight, received int
+			maxIn := make([]int, len(tc.windows))
+			receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				inFlight++
+				n := inFlight
+				for i, win := range tc.windows {
+					if received >= win.from && received < win.to {
+						maxIn[i] = max(maxIn[i], n)
+					}
+				}
+				mu.Unlock()
+				time.Sleep(tc.answer(n))
+				mu.Lock()
+				inFlight--
+				received++
+				mu.Unlock()
+			}))
+			defer receiver.Close()
+
+			ctx := context.Background()
+			st := openStore(t)
+			publishEvents(t, st, createWebhook(t, st, receiver.URL), events)
+
+			e := New(Config{Store: st, Owner: "limit", AllowPrivate: true, PollInterval: 10 * time.Millisecond})
+			start := time.Now()
+			e.cpu = func() (time.Duration, bool) {
+				mu.Lock()
+				saturated := tc.saturatedAfter >= 0 && received >= tc.saturatedAfter
+				mu.Unlock()
+				if saturated { // all the CPU GOMAXPROCS allows, since start
+					return time.Duration(float64(time.Since(start)) * float64(runtime.GOMAXPROCS(0))), true
+				}
+				start = time.Now()
+				return 0, true
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- e.Run(runCtx) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				mu.Lock()
+				n := received
+				mu.Unlock()
+				if n == events {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d deliveries received in 90s", n, events)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, win := range tc.windows {
+				if !win.max(maxIn[i]) {
+					t.Errorf("requests %d to %d: at most %d were in flight at once; want %s", win.from+1, win.to, maxIn[i], win.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEngineLimit(t *testing.T) {
+	const ceiling = 512
+	feed := func(l *engineLimit, batches int, ratio float64, saturated bool, tick *uint64) {
+		for range batches {
+			*tick++
+			for range engineBatch {
+				l.answered(ratio, ceiling, cpuState{tick: *tick, saturated: saturated})
+			}
+		}
+	}
+	var tick uint64
+	l := newEngineLimit(ceiling)
+	if l.n != minEngineConcurrency {
+		t.Fatalf("a new engine limit is %d, want %d", l.n, minEngineConcurrency)
+	}
+	feed(&l, 10, 5, false, &tick)
+	if l.n != ceiling {
+		t.Errorf("CPU free: engine limit %d, want %d", l.n, ceiling)
+	}
+	feed(&l, 100, 5, true, &tick)
+	if l.n != minEngineConcurrency {
+		t.Errorf("answers 5 times their destination's quickest, CPU saturated: engine limit %d, want %d", l.n, minEngineConcurrency)
+	}
+	feed(&l, 100, 1.5, true, &tick)
+	if l.n != ceiling {
+		t.Errorf("answers 1.5 times their destination's quickest, CPU saturated: engine limit %d, want %d", l.n, ceiling)
+	}
+}
+
+func TestQuickest(t *testing.T) {
+	var q quickest
+	mono := time.Second
+	if got := q.answered("http://a", 5*time.Millisecond, mono); got != 5*time.Millisecond {
+		t.Fatalf("first answer: quickest %v", got)
+	}
+	if got := q.answered("http://b", time.Millisecond, mono); got != time.Millisecond {
+		t.Fatalf("another destination: quickest %v", got)
+	}
+	if got := q.answered("http://a", 9*time.Millisecond, mono); got != 5*time.Millisecond {
+		t.Errorf("a slower answer: quickest %v, want 5ms", got)
+	}
+	// Slower for good: the old quickest counts until it is two periods old.
+	mono += rebaseAfter
+	if got := q.answered("http://a", 9*time.Millisecond, mono); got != 5*time.Millisecond {
+		t.Errorf("one period on: quickest %v, want 5ms", got)
+	}
+	mono += rebaseAfter
+	if got := q.answered("http://a", 9*time.Millisecond, mono); got != 9*time.Millisecond {
+		t.Errorf("two periods on: quickest %v, want 9ms", got)
+	}
+}
