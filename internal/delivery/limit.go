@@ -76,17 +76,25 @@ func (c *concurrencyLimit) answered(d, mono time.Duration, ceiling int, cpu cpuS
 	case mono-c.slowSince >= rebaseAfter:
 		c.quickest, c.slowSince = c.slowBest, 0
 	}
-	if cpu.tick == c.tick {
-		return // one step per look at the CPU, so that the next look sees what it did
+	c.n = step(c.n, &c.tick, minConcurrency, ceiling, cpu, slow)
+}
+
+// step moves limit n after a batch of answers, slow or not, at most once per look at the CPU
+// (last is the look of the last move), so that the next look sees what the move did: doubled
+// while the CPU is free; while it is saturated, down by an eighth (to floor at least) when the
+// answers were slow, else up by a quarter; never above ceiling.
+func step(n int, last *uint64, floor, ceiling int, cpu cpuState, slow bool) int {
+	if cpu.tick == *last {
+		return n
 	}
-	c.tick = cpu.tick
+	*last = cpu.tick
 	switch {
 	case !cpu.saturated:
-		c.n = min(2*c.n, ceiling)
+		return min(2*n, ceiling)
 	case !slow:
-		c.n = min(c.n+max(1, c.n/4), ceiling)
+		return min(n+max(1, n/4), ceiling)
 	default:
-		c.n = max(min(minConcurrency, ceiling), c.n-max(1, c.n/8))
+		return max(min(floor, ceiling), n-max(1, n/8))
 	}
 }
 
@@ -123,18 +131,7 @@ func (l *engineLimit) answered(ratio float64, ceiling int, cpu cpuState) {
 	}
 	slow := l.sum/float64(l.count) > 2
 	l.sum, l.count = 0, 0
-	if cpu.tick == l.tick {
-		return
-	}
-	l.tick = cpu.tick
-	switch {
-	case !cpu.saturated:
-		l.n = min(2*l.n, ceiling)
-	case !slow:
-		l.n = min(l.n+max(1, l.n/4), ceiling)
-	default:
-		l.n = max(min(minEngineConcurrency, ceiling), l.n-max(1, l.n/8))
-	}
+	l.n = step(l.n, &l.tick, minEngineConcurrency, ceiling, cpu, slow)
 }
 
 // quickest is the quickest answer of each destination, over the current and the last
