@@ -20,16 +20,11 @@ type cpuState struct {
 	saturated bool   // the process used at least saturatedShare of what GOMAXPROCS allows
 }
 
-// watchCPU sets saturated every cpuInterval, until ctx ends: whether this process used at
-// least saturatedShare of the CPU time GOMAXPROCS allows it over the interval.
+// watchCPU looks every cpuInterval, until ctx ends, at whether this process used at least
+// saturatedShare of the CPU time GOMAXPROCS allows it over the interval. Where its CPU time
+// cannot be read, every look finds it free, and the limits grow to their ceilings.
 func (e *Engine) watchCPU(ctx context.Context) {
-	prevCPU, ok := e.cpu()
-	if !ok {
-		e.mu.Lock()
-		e.cpuState = cpuState{tick: e.cpuState.tick + 1}
-		e.mu.Unlock()
-		return
-	}
+	prevCPU, readable := e.cpu()
 	prevAt := time.Now()
 	wasBusy := true // as cpuState starts
 	t := time.NewTicker(cpuInterval)
@@ -43,7 +38,7 @@ func (e *Engine) watchCPU(ctx context.Context) {
 		cpu, _ := e.cpu()
 		now := time.Now()
 		allowed := float64(now.Sub(prevAt)) * float64(runtime.GOMAXPROCS(0))
-		busy := allowed > 0 && float64(cpu-prevCPU) >= saturatedShare*allowed
+		busy := readable && allowed > 0 && float64(cpu-prevCPU) >= saturatedShare*allowed
 		prevCPU, prevAt = cpu, now
 		e.mu.Lock()
 		// A change counts once two looks in a row agree, so that a blip (a pause of the

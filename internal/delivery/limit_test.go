@@ -121,7 +121,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		answer         func(inFlight int) time.Duration
-		saturatedAfter int // requests received before the CPU reads saturated; -1: never
+		saturatedAfter int // requests received before the CPU reads saturated; -1: never; -2: it cannot be read
 		windows        []window
 	}{
 		{"loaded receiver, CPU saturated after 3,000", loaded, 3000, []window{
@@ -129,6 +129,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 			{events - 1000, events, func(m int) bool { return m <= 3*minConcurrency }, fmt.Sprintf("at most %d", 3*minConcurrency)},
 		}},
 		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}},
+		{"loaded receiver, CPU unreadable", loaded, -2, []window{{events - 1000, events, atLeast48, "at least 48"}}},
 		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +161,9 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 			e := New(Config{Store: st, Owner: "limit", AllowPrivate: true, PollInterval: 10 * time.Millisecond})
 			start := time.Now()
 			e.cpu = func() (time.Duration, bool) {
+				if tc.saturatedAfter == -2 {
+					return 0, false
+				}
 				mu.Lock()
 				saturated := tc.saturatedAfter >= 0 && received >= tc.saturatedAfter
 				mu.Unlock()
