@@ -48,7 +48,16 @@ func (e *Engine) watchCPU(ctx context.Context) {
 			saturated = busy
 		}
 		e.cpuState = cpuState{tick: e.cpuState.tick + 1, saturated: saturated}
+		e.m.InFlightLimit.Set(float64(e.limit.n))
+		e.m.CPUBusy.Set(b2f(saturated))
 		e.mu.Unlock()
 		wasBusy = busy
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

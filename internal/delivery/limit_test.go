@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // answerBatches feeds c n batches of answers: each batch's first answer takes quick, the
@@ -123,14 +125,18 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 		answer         func(inFlight int) time.Duration
 		saturatedAfter int // requests received before the CPU reads saturated; -1: never; -2: it cannot be read
 		windows        []window
+		// At the end: the engine's limit in all and the busy gauge. The loaded receiver's
+		// answers take several times its quickest, the steady one's about as long.
+		wantLimit int
+		wantBusy  float64
 	}{
 		{"loaded receiver, CPU saturated after 3,000", loaded, 3000, []window{
 			{2000, 3000, atLeast48, "at least 48"},
 			{events - 1000, events, func(m int) bool { return m <= 3*minConcurrency }, fmt.Sprintf("at most %d", 3*minConcurrency)},
-		}},
-		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}},
-		{"loaded receiver, CPU unreadable", loaded, -2, []window{{events - 1000, events, atLeast48, "at least 48"}}},
-		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}},
+		}, minEngineConcurrency, 1},
+		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 0},
+		{"loaded receiver, CPU unreadable", loaded, -2, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 0},
+		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -192,6 +198,19 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%d of %d deliveries received in 90s", n, events)
 				}
+			}
+			e.mu.Lock()
+			limit := e.limit.n
+			e.mu.Unlock()
+			if limit != tc.wantLimit {
+				t.Errorf("the engine's limit in all is %d at the end, want %d", limit, tc.wantLimit)
+			}
+			var g dto.Metric
+			if err := e.m.InFlightLimit.Write(&g); err != nil || g.GetGauge().GetValue() != float64(tc.wantLimit) {
+				t.Errorf("hookrelay_delivery_attempts_in_flight_limit is %v (%v), want %d", g.GetGauge().GetValue(), err, tc.wantLimit)
+			}
+			if err := e.m.CPUBusy.Write(&g); err != nil || g.GetGauge().GetValue() != tc.wantBusy {
+				t.Errorf("hookrelay_delivery_cpu_busy is %v (%v), want %v", g.GetGauge().GetValue(), err, tc.wantBusy)
 			}
 			mu.Lock()
 			defer mu.Unlock()

@@ -25,6 +25,8 @@ type Metrics struct {
 	AttemptDuration prometheus.Histogram   // seconds, whole attempt
 	InFlight        prometheus.Gauge       // attempts under way
 	Held            prometheus.Gauge       // claimed deliveries held in memory (queued or in flight)
+	InFlightLimit   prometheus.Gauge       // the engine's limit on attempts in flight, as it follows the CPU
+	CPUBusy         prometheus.Gauge       // 1 while the engine counts its process's CPU as busy
 	AlertsSent      *prometheus.CounterVec // by kind and result
 
 	writer writerStore // nil unless the store commits through one writer
@@ -61,11 +63,17 @@ func New(st store.Store) *Metrics {
 		Held: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookrelay_deliveries_held", Help: "Deliveries claimed by this node and not yet finished (queued or in flight).",
 		}),
+		InFlightLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookrelay_delivery_attempts_in_flight_limit", Help: "How many delivery attempts this node lets run at once in all, as it follows its CPU.",
+		}),
+		CPUBusy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookrelay_delivery_cpu_busy", Help: "1 while the delivery engine counts this process's CPU as busy (at least 85% of GOMAXPROCS), which lowers the limits on attempts in flight of webhooks that wait for it.",
+		}),
 		AlertsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookrelay_alert_emails_total", Help: "Alert emails by kind (failing, recovered, disabled) and result (sent, failed, logged).",
 		}, []string{"kind", "result"}),
 	}
-	m.Registry.MustRegister(m.EventsPublished, m.Outcomes, m.Attempts, m.AttemptDuration, m.InFlight, m.Held, m.AlertsSent,
+	m.Registry.MustRegister(m.EventsPublished, m.Outcomes, m.Attempts, m.AttemptDuration, m.InFlight, m.Held, m.InFlightLimit, m.CPUBusy, m.AlertsSent,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		queueCollector{st: st})
 	if w, ok := st.(writerStore); ok {
