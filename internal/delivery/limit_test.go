@@ -125,18 +125,19 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 		answer         func(inFlight int) time.Duration
 		saturatedAfter int // requests received before the CPU reads saturated; -1: never; -2: it cannot be read
 		windows        []window
-		// At the end: the engine's limit in all and the busy gauge. The loaded receiver's
-		// answers take several times its quickest, the steady one's about as long.
-		wantLimit int
-		wantBusy  float64
+		// At the end: the engine's limit in all (and its gauge), low or high, and the busy
+		// gauge. The loaded receiver's answers take several times its quickest, the steady
+		// one's about as long (though a loaded test machine may make a batch slow now and then).
+		lowLimit bool
+		wantBusy float64
 	}{
 		{"loaded receiver, CPU saturated after 3,000", loaded, 3000, []window{
 			{2000, 3000, atLeast48, "at least 48"},
 			{events - 1000, events, func(m int) bool { return m <= 3*minConcurrency }, fmt.Sprintf("at most %d", 3*minConcurrency)},
-		}, minEngineConcurrency, 1},
-		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 0},
-		{"loaded receiver, CPU unreadable", loaded, -2, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 0},
-		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}, 512, 1},
+		}, true, 1},
+		{"loaded receiver, CPU free", loaded, -1, []window{{events - 1000, events, atLeast48, "at least 48"}}, false, 0},
+		{"loaded receiver, CPU unreadable", loaded, -2, []window{{events - 1000, events, atLeast48, "at least 48"}}, false, 0},
+		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -199,15 +200,19 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 					t.Fatalf("%d of %d deliveries received in 90s", n, events)
 				}
 			}
+			ok, want := func(n float64) bool { return n >= 256 }, "at least 256"
+			if tc.lowLimit {
+				ok, want = func(n float64) bool { return n <= 2*minEngineConcurrency }, fmt.Sprintf("at most %d", 2*minEngineConcurrency)
+			}
 			e.mu.Lock()
 			limit := e.limit.n
 			e.mu.Unlock()
-			if limit != tc.wantLimit {
-				t.Errorf("the engine's limit in all is %d at the end, want %d", limit, tc.wantLimit)
+			if !ok(float64(limit)) {
+				t.Errorf("the engine's limit in all is %d at the end, want %s", limit, want)
 			}
 			var g dto.Metric
-			if err := e.m.InFlightLimit.Write(&g); err != nil || g.GetGauge().GetValue() != float64(tc.wantLimit) {
-				t.Errorf("hookrelay_delivery_attempts_in_flight_limit is %v (%v), want %d", g.GetGauge().GetValue(), err, tc.wantLimit)
+			if err := e.m.InFlightLimit.Write(&g); err != nil || !ok(g.GetGauge().GetValue()) {
+				t.Errorf("hookrelay_delivery_attempts_in_flight_limit is %v (%v), want %s", g.GetGauge().GetValue(), err, want)
 			}
 			if err := e.m.CPUBusy.Write(&g); err != nil || g.GetGauge().GetValue() != tc.wantBusy {
 				t.Errorf("hookrelay_delivery_cpu_busy is %v (%v), want %v", g.GetGauge().GetValue(), err, tc.wantBusy)
