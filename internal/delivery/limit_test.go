@@ -3,10 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -115,7 +112,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 	loaded := func(n int) time.Duration { return time.Duration(n) * 500 * time.Microsecond }
 	steady := func(int) time.Duration { return 50 * time.Millisecond }
 	type window struct {
-		from, to int // requests received before the first and after the last counted
+		from, to int // requests answered before the first and after the last counted
 		max      func(int) bool
 		want     string
 	}
@@ -123,7 +120,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		answer         func(inFlight int) time.Duration
-		saturatedAfter int // requests received before the CPU reads saturated; -1: never; -2: it cannot be read
+		saturatedAfter int // requests answered before the CPU reads saturated; -1: never; -2: it cannot be read
 		windows        []window
 		// At the end: the engine's limit in all (and its gauge), low, high or not judged, and
 		// the busy gauge. The loaded receiver's answers take several times its quickest. The
@@ -141,26 +138,14 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 		{"steady receiver, CPU saturated", steady, 0, []window{{events - 1000, events, atLeast48, "at least 48"}}, "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var inFlight, received int
 			maxIn := make([]int, len(tc.windows))
-			receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				inFlight++
-				n := inFlight
+			receiver := newHoldingReceiver(t, tc.answer, func(inFlight, answered int) {
 				for i, win := range tc.windows {
-					if received >= win.from && received < win.to {
-						maxIn[i] = max(maxIn[i], n)
+					if answered >= win.from && answered < win.to {
+						maxIn[i] = max(maxIn[i], inFlight)
 					}
 				}
-				mu.Unlock()
-				time.Sleep(tc.answer(n))
-				mu.Lock()
-				inFlight--
-				received++
-				mu.Unlock()
-			}))
-			defer receiver.Close()
+			})
 
 			ctx := context.Background()
 			st := openStore(t)
@@ -172,10 +157,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 				if tc.saturatedAfter == -2 {
 					return 0, false
 				}
-				mu.Lock()
-				saturated := tc.saturatedAfter >= 0 && received >= tc.saturatedAfter
-				mu.Unlock()
-				if saturated { // all the CPU GOMAXPROCS allows, since start
+				if tc.saturatedAfter >= 0 && receiver.count() >= tc.saturatedAfter { // all the CPU GOMAXPROCS allows, since start
 					return time.Duration(float64(time.Since(start)) * float64(runtime.GOMAXPROCS(0))), true
 				}
 				start = time.Now()
@@ -190,17 +172,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 					t.Error(err)
 				}
 			}()
-			for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				mu.Lock()
-				n := received
-				mu.Unlock()
-				if n == events {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d of %d deliveries received in 90s", n, events)
-				}
-			}
+			receiver.waitAnswered(t, events, 90*time.Second)
 			ok, want := func(float64) bool { return true }, ""
 			switch tc.limit {
 			case "high":
@@ -221,8 +193,8 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 			if err := e.m.CPUBusy.Write(&g); err != nil || g.GetGauge().GetValue() != tc.wantBusy {
 				t.Errorf("hookrelay_delivery_cpu_busy is %v (%v), want %v", g.GetGauge().GetValue(), err, tc.wantBusy)
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			receiver.mu.Lock()
+			defer receiver.mu.Unlock()
 			for i, win := range tc.windows {
 				if !win.max(maxIn[i]) {
 					t.Errorf("requests %d to %d: at most %d were in flight at once; want %s", win.from+1, win.to, maxIn[i], win.want)

@@ -19,20 +19,9 @@ import (
 // than Concurrency, all of it used; when Run returns, no worker is left.
 func TestWorkers(t *testing.T) {
 	const concurrency, events = 8, 1000
-	var mu sync.Mutex
-	var inFlight, maxInFlight, received int
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		inFlight++
-		maxInFlight = max(maxInFlight, inFlight)
-		mu.Unlock()
-		time.Sleep(2 * time.Millisecond)
-		mu.Lock()
-		inFlight--
-		received++
-		mu.Unlock()
-	}))
-	defer receiver.Close()
+	var maxInFlight int
+	receiver := newHoldingReceiver(t, func(int) time.Duration { return 2 * time.Millisecond },
+		func(inFlight, _ int) { maxInFlight = max(maxInFlight, inFlight) })
 
 	ctx := context.Background()
 	st := openStore(t)
@@ -44,23 +33,15 @@ func TestWorkers(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- e.Run(runCtx) }()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		n := received
-		mu.Unlock()
-		if n == events {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries received in 30s", n, events)
-		}
-	}
+	receiver.waitAnswered(t, events, 30*time.Second)
 	e.mu.Lock()
 	workers := e.workers
 	e.mu.Unlock()
 	if workers < 1 || workers > concurrency {
 		t.Errorf("%d workers made %d attempts with Concurrency %d", workers, events, concurrency)
 	}
+	receiver.mu.Lock()
+	defer receiver.mu.Unlock()
 	if maxInFlight != concurrency {
 		t.Errorf("at most %d attempts were in flight at once, want Concurrency (%d)", maxInFlight, concurrency)
 	}
@@ -77,6 +58,59 @@ func TestWorkers(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("a worker is still running 5s after Run returned:\n%s", stacks)
+		}
+	}
+}
+
+// holdingReceiver is a real HTTP receiver that holds each request for answer(n), n being the
+// requests it holds (that one included), then answers 200, and counts what it answered.
+type holdingReceiver struct {
+	*httptest.Server
+	mu       sync.Mutex // guards the counts, and what arrived touches
+	inFlight int
+	answered int
+}
+
+// newHoldingReceiver starts a holdingReceiver, closed when the test ends; arrived, if not nil,
+// hears of each request as it arrives, under mu: how many are held with it and how many were
+// answered before it.
+func newHoldingReceiver(t *testing.T, answer func(inFlight int) time.Duration, arrived func(inFlight, answered int)) *holdingReceiver {
+	rc := &holdingReceiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc.mu.Lock()
+		rc.inFlight++
+		n := rc.inFlight
+		if arrived != nil {
+			arrived(n, rc.answered)
+		}
+		rc.mu.Unlock()
+		time.Sleep(answer(n))
+		rc.mu.Lock()
+		rc.inFlight--
+		rc.answered++
+		rc.mu.Unlock()
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// count is how many requests were answered.
+func (rc *holdingReceiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.answered
+}
+
+// waitAnswered waits until n requests were answered; the test fails after timeout.
+func (rc *holdingReceiver) waitAnswered(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
+		got := rc.count()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deliveries received in %v", got, n, timeout)
 		}
 	}
 }
