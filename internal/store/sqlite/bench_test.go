@@ -31,3 +31,5 @@ func BenchmarkWebhookByID(b *testing.B) { storetest.BenchWebhookByID(b, openBenc
 func BenchmarkListDeliveries(b *testing.B) { storetest.BenchListDeliveries(b, openBench(b)) }
 
 func BenchmarkUpdateHealth(b *testing.B) { storetest.BenchUpdateHealth(b, openBench(b)) }
+
+func BenchmarkEventBodies(b *testing.B) { storetest.BenchEventBodies(b, openBench(b)) }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -211,18 +212,27 @@ func fanout(ctx context.Context, stmt *sql.Stmt, k fanoutKey) (targets, error) {
 
 func (s *Store) EventBodies(ctx context.Context, ids []string) (map[string][]byte, error) {
 	bodies := make(map[string][]byte, len(ids))
-	err := queryIn(ctx, s.rdb, ids, func(marks string) string {
-		return `SELECT id, body FROM events WHERE id IN (` + marks + `)`
-	}, func(rows *sql.Rows) error {
+	if len(ids) == 0 {
+		return bodies, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("event bodies: %w", err)
+	}
+	rows, err := s.reads.eventBodies.QueryContext(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("event bodies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
 		var id string
 		var body []byte
 		if err := rows.Scan(&id, &body); err != nil {
-			return err
+			return nil, fmt.Errorf("event bodies: %w", err)
 		}
 		bodies[id] = body
-		return nil
-	})
-	if err != nil {
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return nil, fmt.Errorf("event bodies: %w", err)
 	}
 	return bodies, nil

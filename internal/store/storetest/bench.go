@@ -226,3 +226,39 @@ func benchWebhook(b *testing.B, s store.Store, accountID int64, event string) st
 	}
 	return w
 }
+
+// BenchEventBodies measures EventBodies as the delivery engine calls it for the deliveries of
+// a claim, which carry no bodies: 500 events at a time, published one after the other, among
+// 50,000. Reported per event.
+func BenchEventBodies(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	a := benchAccount(b, s)
+	benchWebhook(b, s, a.ID, "message-send")
+	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
+	const perCall = 500
+	ids := make([]string, 0, 50_000)
+	for batch := range cap(ids) / BenchEvents {
+		events := make([]store.NewEvent, BenchEvents)
+		for i := range events {
+			events[i] = store.NewEvent{ID: fmt.Sprintf("bodies-%d-%d-%d", t0.UnixNano(), batch, i), AccountID: a.ID, Type: "message-send", Body: body, CreatedAt: t0}
+			ids = append(ids, events[i].ID)
+		}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n, from := 0, 0
+	for b.Loop() {
+		chunk := ids[from : from+perCall]
+		from = (from + perCall) % len(ids)
+		bodies, err := s.EventBodies(ctx, chunk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(bodies) != perCall || string(bodies[chunk[0]]) != string(body) {
+			b.Fatalf("read %d bodies, want %d with the published body", len(bodies), perCall)
+		}
+		n += perCall
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+}

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Open) {
 		{"PublishLeased", testPublishLeased},
 		{"PublishLeasedMany", testPublishLeasedMany},
 		{"PublishSeesChanges", testPublishSeesChanges},
+		{"EventBodies", testEventBodies},
 		{"ClaimLease", testClaimLease},
 		{"ClaimConcurrent", testClaimConcurrent},
 		{"Complete", testComplete},
@@ -154,6 +155,39 @@ func publish(t *testing.T, s store.Store, events ...store.NewEvent) []store.Publ
 		t.Fatalf("publish returned %d results for %d events", len(res), len(events))
 	}
 	return res
+}
+
+// testEventBodies reads many bodies in one call, of events whose ids hold characters that
+// need escaping in SQL or JSON, asked for in any order, repeated or missing.
+func testEventBodies(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "bodies@example.com")
+	events := make([]store.NewEvent, 1200)
+	for i := range events {
+		events[i] = newEvent(a.ID, "message-send", t0)
+	}
+	for i, odd := range []string{`"quoted"`, `back\\slash`, "<&>", "é–😀", "it's", "tab\tnew\nline", ""} {
+		events[i].ID += odd
+	}
+	for i := 0; i < len(events); i += 1000 {
+		publish(t, s, events[i:min(i+1000, len(events))]...)
+	}
+	ids := []string{"missing", events[7].ID}
+	for i := len(events) - 1; i >= 0; i-- {
+		ids = append(ids, events[i].ID)
+	}
+	bodies := must(s.EventBodies(ctx, ids))
+	if len(bodies) != len(events) {
+		t.Fatalf("EventBodies returned %d bodies, want %d", len(bodies), len(events))
+	}
+	for _, e := range events {
+		if !bytes.Equal(bodies[e.ID], e.Body) {
+			t.Fatalf("body of %q = %q, want %q", e.ID, bodies[e.ID], e.Body)
+		}
+	}
+	if empty := must(s.EventBodies(ctx, nil)); len(empty) != 0 {
+		t.Fatalf("EventBodies(nil) = %q", empty)
+	}
 }
 
 func claim(t *testing.T, s store.Store, owner string, now time.Time, limit int) []store.Job {
