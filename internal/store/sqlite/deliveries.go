@@ -123,13 +123,14 @@ func scanDelivery(row interface{ Scan(...any) error }) (store.Delivery, error) {
 }
 
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Delivery, []store.Attempt, error) {
+	deleting := s.deletions() // before the reads: see deletions
 	// The fan-outs first: a claim that takes the delivery from one writes its row in the same
 	// commit, so read in this order it is found in one place or the other.
 	if d, ok, err := s.fanoutDelivery(ctx, accountID, id); err != nil || ok {
 		if err != nil {
 			return d, nil, fmt.Errorf("get delivery %d: %w", id, err)
 		}
-		return d, []store.Attempt{}, nil
+		return asDeleted(d, deleting), []store.Attempt{}, nil
 	}
 	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE id = ? AND account_id = ?`, id, accountID))
 	if err != nil {
@@ -156,7 +157,7 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Del
 	if err := rows.Err(); err != nil {
 		return d, nil, fmt.Errorf("get attempts of delivery %d: %w", id, err)
 	}
-	return d, attempts, nil
+	return asDeleted(d, deleting), attempts, nil
 }
 
 // A webhook's deliveries are found through deliveries_webhook_bucket, an index on

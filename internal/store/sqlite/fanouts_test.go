@@ -2,9 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,6 +372,7 @@ func TestCancelInChunks(t *testing.T) {
 	}
 	const n = 3*cancelChunk + 5
 	publishMany(t, s, a, n, t0)
+	s.deleteWait = time.Hour // all of it before DeleteWebhook returns, however slow this machine
 	before := s.WriterStats().Commits
 	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -415,16 +418,7 @@ func TestOnStop(t *testing.T) {
 	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 3, t0)
 	defer s.Close()
 	publishAt(t, s, a, "e0", t0, "") // one pending delivery to each webhook, in a fan-out
-	pending := func(hook int64) int {
-		t.Helper()
-		var n int
-		err := s.rdb.QueryRow(`SELECT (SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending')
-			+ (SELECT count(*) FROM fanouts, json_each(webhooks) WHERE value = ?1)`, hook).Scan(&n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	pending := func(hook int64) int { return pendingTo(t, s, hook) }
 	var got []string
 	s.OnStop(func(w store.Webhook, deleted bool) {
 		got = append(got, fmt.Sprintf("%d deleted=%t status=%s version=%d pending=%d", w.ID, deleted, w.Status, w.Version, pending(w.ID)))
@@ -473,5 +467,122 @@ func TestHooksRoundTrip(t *testing.T) {
 		if _, err := parseHooks(bad); err == nil {
 			t.Fatalf("parseHooks(%q): no error", bad)
 		}
+	}
+}
+
+// deleteInBackground opens a store in dir with two webhooks and n events in fan-outs (event k has
+// deliveries 2k+1 to the first webhook and 2k+2 to the second), then deletes the second with
+// no time to cancel before DeleteWebhook returns, the writer held from the moment the delete
+// is committed until release is called: every cancelling write is still to come.
+func deleteInBackground(t *testing.T, dir string, n int, at time.Time) (s *Store, a store.Account, hooks []store.Webhook, release func()) {
+	t.Helper()
+	ctx := context.Background()
+	s, a, hooks = storeWithWebhooks(t, dir, 2, at)
+	publishMany(t, s, a, n, at)
+	s.deleteWait = 0
+	held, hold := make(chan struct{}), make(chan struct{})
+	s.OnStop(func(store.Webhook, bool) {
+		go s.write(ctx, func(*sql.Tx) error {
+			close(held)
+			<-hold
+			return nil
+		})
+		<-held
+	})
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return s, a, hooks, sync.OnceFunc(func() { close(hold) })
+}
+
+// pendingTo counts webhook hook's pending deliveries, rows and fan-outs, as stored.
+func pendingTo(t *testing.T, s *Store, hook int64) int {
+	t.Helper()
+	var n int
+	err := s.rdb.QueryRow(`SELECT (SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending')
+		+ (SELECT count(*) FROM fanouts, json_each(webhooks) WHERE value = ?1)`, hook).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDeleteCancelsInBackground: a delete that has not cancelled its webhook's backlog within
+// its wait returns; until the cancelling is done, reads show those deliveries as cancelled
+// (the other webhook's stay pending), and then every one of them is cancelled in the store.
+func TestDeleteCancelsInBackground(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 4 * cancelChunk
+	s, a, hooks, release := deleteInBackground(t, t.TempDir(), n, t0)
+	defer s.Close()
+	defer release()
+
+	if p := pendingTo(t, s, hooks[1].ID); p != n {
+		t.Fatalf("%d deliveries of the deleted webhook pending in the store before its cancelling writes, want %d", p, n)
+	}
+	last := int64(2 * n) // the deleted webhook's newest, the last one cancelled
+	d, _, err := s.GetDelivery(ctx, a.ID, last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.WebhookID != hooks[1].ID || d.Status != store.StatusCancelled || d.LastError != "webhook deleted" ||
+		!d.CompletedAt.Equal(t0.Add(time.Minute)) || !d.NextAttemptAt.IsZero() {
+		t.Fatalf("delivery %d of the deleted webhook reads %+v, want it cancelled when the webhook was deleted", last, d)
+	}
+	if d, _, err := s.GetDelivery(ctx, a.ID, last-1); err != nil || d.WebhookID != hooks[0].ID || d.Status != store.StatusPending {
+		t.Fatalf("delivery %d of the other webhook reads %+v (%v), want it pending", last-1, d, err)
+	}
+
+	release()
+	s.deletingWG.Wait()
+	if p := pendingTo(t, s, hooks[1].ID); p != 0 {
+		t.Fatalf("%d deliveries of the deleted webhook still pending once the cancelling is done", p)
+	}
+	var cancelled int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status = 'cancelled'
+		AND last_error = 'webhook deleted' AND completed_at = ?`, hooks[1].ID, ms(t0.Add(time.Minute))).Scan(&cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if cancelled != n {
+		t.Fatalf("%d deliveries of the deleted webhook cancelled, want %d", cancelled, n)
+	}
+	if p := pendingTo(t, s, hooks[0].ID); p != n {
+		t.Fatalf("the other webhook has %d pending deliveries, want %d", p, n)
+	}
+	if s.deletions() != nil {
+		t.Fatalf("cancellations still listed as under way: %v", s.deletions())
+	}
+}
+
+// TestCloseStopsBackgroundCancel: Close stops a delete's cancelling between two writes and
+// returns; what it left stays pending for the engine to cancel as it claims it.
+func TestCloseStopsBackgroundCancel(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 4 * cancelChunk
+	dir := t.TempDir()
+	s, _, hooks, release := deleteInBackground(t, dir, n, t0)
+	closed := make(chan error)
+	go func() { closed <- s.Close() }()
+	release()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s of a delete's cancelling in the background")
+	}
+	s, err := Open(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var cancelled int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status = 'cancelled'`, hooks[1].ID).Scan(&cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if p := pendingTo(t, s, hooks[1].ID); p == 0 || p+cancelled != n {
+		t.Fatalf("after Close, %d deliveries of the deleted webhook pending and %d cancelled, want some pending and %d in all", p, cancelled, n)
 	}
 }

@@ -72,6 +72,17 @@ type Store struct {
 	log *slog.Logger
 	// stopped is OnStop's function, nil when none.
 	stopped func(w store.Webhook, deleted bool)
+
+	// deleting holds the cancellations of deleted webhooks that go on after DeleteWebhook
+	// returned (see deleteWait), by webhook id; reads show their deliveries as cancelled.
+	deleting struct {
+		sync.Mutex
+		m       map[int64]cancellation
+		closing bool // Close began: no more of them start
+	}
+	deletingWG sync.WaitGroup
+	stopping   chan struct{} // closed by Close: background cancellations stop, before the writer does
+	deleteWait time.Duration
 }
 
 // OnStop has f called once a webhook's delete or disable is committed, before its pending
@@ -195,16 +206,18 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	}
 
 	s := &Store{
-		wdb:       wdb,
-		rdb:       rdb,
-		cdb:       cdb,
-		committed: make(chan struct{}, 1),
-		ckptDone:  make(chan struct{}),
-		ops:       make(chan *op, maxBatch),
-		closed:    make(chan struct{}),
-		done:      make(chan struct{}),
-		cache:     writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey]targets{}, health: map[int64]healthRow{}},
-		log:       opt.Logger,
+		wdb:        wdb,
+		rdb:        rdb,
+		cdb:        cdb,
+		committed:  make(chan struct{}, 1),
+		ckptDone:   make(chan struct{}),
+		ops:        make(chan *op, maxBatch),
+		closed:     make(chan struct{}),
+		done:       make(chan struct{}),
+		stopping:   make(chan struct{}),
+		deleteWait: deleteWait,
+		cache:      writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey]targets{}, health: map[int64]healthRow{}},
+		log:        opt.Logger,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -269,9 +282,18 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	return nil
 }
 
-// Close stops the writer after the writes already queued and closes the database.
+// Close stops the cancellations still going on after their deletes (the engine cancels what
+// they leave as it claims it), then the writer after the writes already queued, and closes the
+// database.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.closed) })
+	s.once.Do(func() {
+		s.deleting.Lock()
+		s.deleting.closing = true
+		s.deleting.Unlock()
+		close(s.stopping)
+		s.deletingWG.Wait()
+		close(s.closed)
+	})
 	<-s.done
 	<-s.ckptDone
 	s.stmts.close()
