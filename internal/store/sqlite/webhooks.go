@@ -248,9 +248,20 @@ func (s *Store) cancelAfter(ctx context.Context, c cancellation) {
 		s.stopped(c.w, c.deleted)
 	}
 	if err := s.cancelPending(ctx, c); err != nil {
-		s.log.Error("cancel the pending deliveries of a webhook deleted or disabled; the engine cancels the rest as it claims them",
-			"webhook", c.w.ID, "err", err)
+		s.cancelFailed(c, err)
 	}
+}
+
+// cancelFailed logs that c's cancelling stopped on err.
+func (s *Store) cancelFailed(c cancellation, err error) {
+	s.log.Error("cancel the pending deliveries of a webhook deleted or disabled; the engine cancels the rest as it claims them",
+		"webhook", c.w.ID, "err", err)
+}
+
+// leftToClaims logs that Close stopped c's cancelling.
+func (s *Store) leftToClaims(c cancellation) {
+	s.log.Info("store closing: the engine cancels the rest of a deleted webhook's pending deliveries as it claims them",
+		"webhook", c.w.ID)
 }
 
 // cancelPending cancels all of c's deliveries.
@@ -365,8 +376,7 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 	s.deleting.Lock()
 	if s.deleting.closing {
 		s.deleting.Unlock()
-		s.log.Info("store closing: the engine cancels the rest of a deleted webhook's pending deliveries as it claims them",
-			"webhook", c.w.ID)
+		s.leftToClaims(c)
 		return nil
 	}
 	if s.deleting.m == nil {
@@ -386,14 +396,12 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 		for !run.done() {
 			select {
 			case <-s.stopping:
-				s.log.Info("store closing: the engine cancels the rest of a deleted webhook's pending deliveries as it claims them",
-					"webhook", c.w.ID)
+				s.leftToClaims(c)
 				return
 			default:
 			}
 			if err := run.steps(ctx, s, time.Now().Add(cancelSpell)); err != nil {
-				s.log.Error("cancel the pending deliveries of a deleted webhook; the engine cancels the rest as it claims them",
-					"webhook", c.w.ID, "err", err)
+				s.cancelFailed(c, err)
 				return
 			}
 		}
@@ -418,8 +426,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time
 		return err
 	}
 	if err := s.cancelDeleted(ctx, c); err != nil {
-		s.log.Error("cancel the pending deliveries of a deleted webhook; the engine cancels the rest as it claims them",
-			"webhook", c.w.ID, "err", err)
+		s.cancelFailed(c, err)
 	}
 	return nil
 }
