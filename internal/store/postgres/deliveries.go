@@ -195,13 +195,16 @@ func (s *Store) release(ctx context.Context, owner string, now time.Time) error 
 const deliveryColumns = `id, account_id, webhook_id, event_id, event, status, attempts, last_status_code, last_error,
 	next_attempt_at, created_at, completed_at`
 
-func scanDelivery(row pgx.Row) (store.Delivery, error) {
+func scanDelivery(row pgx.Row) (store.Delivery, error) { return scanDeliveryWith(row) }
+
+// scanDeliveryWith reads deliveryColumns, then the columns of extra.
+func scanDeliveryWith(row pgx.Row, extra ...any) (store.Delivery, error) {
 	var d store.Delivery
 	var code *int32
 	var lastErr *string
 	var next, completed pgtype.Timestamptz
-	err := row.Scan(&d.ID, &d.AccountID, &d.WebhookID, &d.EventID, &d.Event, &d.Status, &d.Attempts, &code, &lastErr,
-		&next, &d.CreatedAt, &completed)
+	err := row.Scan(append([]any{&d.ID, &d.AccountID, &d.WebhookID, &d.EventID, &d.Event, &d.Status, &d.Attempts, &code, &lastErr,
+		&next, &d.CreatedAt, &completed}, extra...)...)
 	if err != nil {
 		return d, err
 	}
@@ -237,14 +240,21 @@ func scanAttempt(row pgx.Row) (store.Attempt, error) {
 
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Delivery, []store.Attempt, error) {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT `+deliveryColumns+` FROM deliveries WHERE id = $1 AND account_id = $2`, id, accountID)
+	// A pending delivery of a webhook whose deletion is still being cancelled reads as the
+	// cancelling will leave it (see deleteWebhook).
+	b.Queue(`SELECT `+deliveryColumns+`, (SELECT deleted_at FROM webhook_deletions w WHERE w.webhook_id = d.webhook_id)
+		FROM deliveries d WHERE id = $1 AND account_id = $2`, id, accountID)
 	b.Queue(`SELECT attempt, at, status_code, duration_ms, error, response_body FROM attempts
 		WHERE delivery_id = $1 ORDER BY id`, id)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	d, err := scanDelivery(br.QueryRow())
+	var deleted pgtype.Timestamptz
+	d, err := scanDeliveryWith(br.QueryRow(), &deleted)
 	if err != nil {
 		return d, nil, fmt.Errorf("get delivery %d: %w", id, notFound(err))
+	}
+	if deleted.Valid && d.Status == store.StatusPending {
+		d.Status, d.LastError, d.CompletedAt, d.NextAttemptAt = store.StatusCancelled, "webhook deleted", fromTS(deleted), time.Time{}
 	}
 	rows, _ := br.Query()
 	attempts, err := collect(rows, scanAttempt)
@@ -287,7 +297,7 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 	return q, nil
 }
 
-// Prune runs as one batch, one implicit transaction of four statements; each sees what the one
+// Prune runs as one batch, one implicit transaction of five statements; each sees what the one
 // before deleted, so an event whose last delivery goes now goes in the same call. SKIP LOCKED
 // lets two nodes prune at once without waiting for each other. Finished alerts go by their
 // creation time, at most Limit of them per call.
@@ -314,6 +324,9 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 				WHERE created_at < $1 AND state <> 'pending' ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, ts(p.Before), limit)
 		b.Queue(`UPDATE events SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < $1`,
 			ts(p.IdempotencyBefore))
+		// Deletions whose cancelling was cut short, once the engine has cancelled the rest.
+		b.Queue(`DELETE FROM webhook_deletions w WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+				WHERE d.webhook_id = w.webhook_id AND d.status = 'pending')`)
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()
 		if err := br.QueryRow().Scan(&n); err != nil {
@@ -327,6 +340,9 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 		}
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("forget idempotency keys: %w", err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("prune webhook deletions: %w", err)
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("prune: %w", err)

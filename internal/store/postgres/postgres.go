@@ -19,6 +19,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -69,6 +70,18 @@ type Store struct {
 	pool        *pgxpool.Pool
 	pingTimeout time.Duration
 	schema      string // the schema the tables are in (names the notification channel)
+	log         *slog.Logger
+
+	// Cancellations of deleted webhooks' deliveries that go on after DeleteWebhook returned
+	// (see deleteWait): Close stops them between two chunks and waits for them.
+	deleteWait time.Duration
+	cancels    struct {
+		sync.Mutex
+		closing bool // Close began: no more of them start
+		wg      sync.WaitGroup
+	}
+	stopping  chan struct{}
+	closeOnce sync.Once
 }
 
 // Open connects to the database at url, applies pending migrations and returns the store.
@@ -86,10 +99,7 @@ func Open(ctx context.Context, url string, opt Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, pingTimeout: opt.PingTimeout}
-	if s.pingTimeout <= 0 {
-		s.pingTimeout = DefaultPingTimeout
-	}
+	s := newStore(pool, opt)
 	// The migrations have just connected, so only the caller's context bounds this first use.
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&s.schema); err != nil {
 		pool.Close()
@@ -236,10 +246,31 @@ func createSchema(ctx context.Context, db *sql.DB, schema string, lockID int64) 
 	return nil
 }
 
-// Close closes every connection of the pool, waiting for those in use to be given back. When
-// the database has stopped answering, pgx's attempt to cancel what a broken connection was
-// running can hold Close up for as long as 15 seconds.
+// newStore is a Store on pool, its options' defaults filled in.
+func newStore(pool *pgxpool.Pool, opt Options) *Store {
+	s := &Store{pool: pool, pingTimeout: opt.PingTimeout, log: opt.Logger, deleteWait: deleteWait, stopping: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.pingTimeout <= 0 {
+		s.pingTimeout = DefaultPingTimeout
+	}
+	return s
+}
+
+// Close stops the cancellations still going on after their deletes (what they leave pending
+// reads as cancelled, and the engine cancels it as it claims it), then closes every connection
+// of the pool, waiting for those in use to be given back. When the database has stopped
+// answering, pgx's attempt to cancel what a broken connection was running can hold Close up
+// for as long as 15 seconds.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancels.Lock()
+		s.cancels.closing = true
+		s.cancels.Unlock()
+		close(s.stopping)
+		s.cancels.wg.Wait()
+	})
 	s.pool.Close()
 	return nil
 }

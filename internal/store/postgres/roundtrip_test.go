@@ -60,7 +60,7 @@ func tracedStore(t *testing.T) (*Store, *roundTrips) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{pool: pool, pingTimeout: DefaultPingTimeout}
+	s := newStore(pool, Options{})
 	t.Cleanup(func() { s.Close() })
 	return s, rt
 }

@@ -201,12 +201,10 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 	return w, err
 }
 
+// DeleteWebhook announces the delete as soon as it is committed, before the webhook's
+// deliveries are cancelled (see deleteWebhook), so that other nodes stop sending to it meanwhile.
 func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
-	err := s.deleteWebhook(ctx, accountID, id, now)
-	if err == nil {
-		s.announce(ctx, webhookChanged(id))
-	}
-	return err
+	return s.deleteWebhook(ctx, accountID, id, now, func() { s.announce(ctx, webhookChanged(id)) })
 }
 
 func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*store.Webhook, *store.AlertState) ([]store.Alert, error)) ([]store.Webhook, error) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/storetest"
 )
 
 // storeWithWebhooks opens a store in dir with an account and n active message-send webhooks.
@@ -511,7 +512,6 @@ func pendingTo(t *testing.T, s *Store, hook int64) int {
 // its wait returns; until the cancelling is done, reads show those deliveries as cancelled
 // (the other webhook's stay pending), and then every one of them is cancelled in the store.
 func TestDeleteCancelsInBackground(t *testing.T) {
-	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	const n = 4 * cancelChunk
 	s, a, hooks, release := deleteInBackground(t, t.TempDir(), n, t0)
@@ -522,17 +522,7 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 		t.Fatalf("%d deliveries of the deleted webhook pending in the store before its cancelling writes, want %d", p, n)
 	}
 	last := int64(2 * n) // the deleted webhook's newest, the last one cancelled
-	d, _, err := s.GetDelivery(ctx, a.ID, last)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.WebhookID != hooks[1].ID || d.Status != store.StatusCancelled || d.LastError != "webhook deleted" ||
-		!d.CompletedAt.Equal(t0.Add(time.Minute)) || !d.NextAttemptAt.IsZero() {
-		t.Fatalf("delivery %d of the deleted webhook reads %+v, want it cancelled when the webhook was deleted", last, d)
-	}
-	if d, _, err := s.GetDelivery(ctx, a.ID, last-1); err != nil || d.WebhookID != hooks[0].ID || d.Status != store.StatusPending {
-		t.Fatalf("delivery %d of the other webhook reads %+v (%v), want it pending", last-1, d, err)
-	}
+	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
 
 	release()
 	s.deletingWG.Wait()
@@ -562,17 +552,11 @@ func TestCloseStopsBackgroundCancel(t *testing.T) {
 	const n = 4 * cancelChunk
 	dir := t.TempDir()
 	s, _, hooks, release := deleteInBackground(t, dir, n, t0)
-	closed := make(chan error)
-	go func() { closed <- s.Close() }()
-	release()
-	select {
-	case err := <-closed:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not return within 10 s of a delete's cancelling in the background")
-	}
+	storetest.CloseWhileCancelling(t, s, func() bool {
+		s.deleting.Lock()
+		defer s.deleting.Unlock()
+		return s.deleting.closing
+	}, release)
 	s, err := Open(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)

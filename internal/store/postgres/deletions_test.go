@@ -1,0 +1,178 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookrelay/hookrelay/internal/store"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
+	"github.com/hookrelay/hookrelay/internal/store/storetest"
+)
+
+// deletionSetup opens a store in a fresh schema with two webhooks of one account and n events
+// published to both, so that event k has deliveries first+2k (the first webhook) and
+// first+2k+1 (the second). It returns the store, the webhooks, the first delivery id, and
+// unlock: until it is called, a transaction on a connection of the store's locks the second
+// webhook's first delivery, and a cancelling of its deliveries waits behind it. (It must be
+// called before Close, which waits for the store's connections to come back.)
+func deletionSetup(t *testing.T, n int, at time.Time) (u, schema string, s *Store, a store.Account, hooks []store.Webhook, first int64, unlock func()) {
+	t.Helper()
+	ctx := context.Background()
+	u, schema = pgtest.DatabaseURL(t), pgtest.NewSchema(t)
+	s, err := Open(ctx, u, Options{Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.deleteWait = 0
+	a, _, err = s.CreateAccount(ctx, store.Account{Email: "d@acme.test", Name: "D", CreatedAt: at}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		w, err := s.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: "https://example.com/h", Secret: "s",
+			SkipErrorCodes: []string{}, RetryOnError: true, MaxThroughputPerMinute: 600, Status: store.WebhookActive, CreatedAt: at, UpdatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks = append(hooks, w)
+	}
+	for b := 0; b < n; b += 1000 {
+		events := make([]store.NewEvent, min(1000, n-b))
+		for i := range events {
+			events[i] = store.NewEvent{ID: fmt.Sprintf("e%d", b+i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: at}
+		}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: at.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT min(id) FROM deliveries`).Scan(&first); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE`, first+1); err != nil {
+		t.Fatal(err)
+	}
+	unlock = sync.OnceFunc(func() {
+		if err := lock.Rollback(ctx); err != nil {
+			t.Error(err)
+		}
+		conn.Release()
+	})
+	t.Cleanup(unlock)
+	return u, schema, s, a, hooks, first, unlock
+}
+
+// count counts webhook hook's deliveries in status.
+func count(t *testing.T, s *Store, hook int64, status string) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = $2`,
+		hook, status).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func deletionsLeft(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deletions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDeleteCancelsInBackground: a delete that has not cancelled its webhook's deliveries
+// within its wait returns; until the cancelling is done they read as cancelled at the delete's
+// time (the other webhook's as pending), and then all of them are cancelled in the database.
+func TestDeleteCancelsInBackground(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 2*cancelChunk + 5
+	_, _, s, a, hooks, first, unlock := deletionSetup(t, n, t0)
+	defer s.Close()
+	defer unlock()
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if p := count(t, s, hooks[1].ID, store.StatusPending); p != n {
+		t.Fatalf("%d deliveries of the deleted webhook pending in the database while its cancelling waits, want %d", p, n)
+	}
+	last := first + 2*n - 1
+	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+
+	unlock()
+	s.cancels.wg.Wait()
+	if c := count(t, s, hooks[1].ID, store.StatusCancelled); c != n {
+		t.Fatalf("%d deliveries of the deleted webhook cancelled once the cancelling is done, want %d", c, n)
+	}
+	if p := count(t, s, hooks[0].ID, store.StatusPending); p != n {
+		t.Fatalf("the other webhook has %d pending deliveries, want %d", p, n)
+	}
+	if left := deletionsLeft(t, s); left != 0 {
+		t.Fatalf("%d deletions still recorded once their cancelling is done", left)
+	}
+}
+
+// TestCloseLeavesDeletionToPrune: Close stops a delete's cancelling between two chunks; what is
+// left still reads as cancelled, on another store too, and Prune drops the deletion's record
+// only once none of its deliveries is pending.
+func TestCloseLeavesDeletionToPrune(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 3 * cancelChunk
+	u, schema, s, a, hooks, first, unlock := deletionSetup(t, n, t0)
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CloseWhileCancelling(t, s, func() bool {
+		s.cancels.Lock()
+		defer s.cancels.Unlock()
+		return s.cancels.closing
+	}, unlock)
+
+	other, err := Open(ctx, u, Options{Schema: schema, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	pending := count(t, other, hooks[1].ID, store.StatusPending)
+	if pending == 0 || pending+count(t, other, hooks[1].ID, store.StatusCancelled) != n {
+		t.Fatalf("after Close, %d of the deleted webhook's %d deliveries pending, want some and none lost", pending, n)
+	}
+	last := first + 2*n - 1
+	if d, _, err := other.GetDelivery(ctx, a.ID, last); err != nil || d.Status != store.StatusCancelled || !d.CompletedAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("delivery %d of the deleted webhook reads %+v (%v) on another store, want it cancelled", last, d, err)
+	}
+	prune := func() {
+		t.Helper()
+		if _, err := other.Prune(ctx, store.PruneParams{Before: t0.Add(-time.Hour), IdempotencyBefore: t0.Add(-time.Hour), Limit: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prune()
+	if left := deletionsLeft(t, other); left != 1 {
+		t.Fatalf("Prune left %d deletions while deliveries of the webhook are pending, want 1", left)
+	}
+	// The engine cancels them as it claims them.
+	if _, err := other.pool.Exec(ctx, `UPDATE deliveries SET status = 'cancelled', completed_at = now() WHERE webhook_id = $1 AND status = 'pending'`,
+		hooks[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	prune()
+	if left := deletionsLeft(t, other); left != 0 {
+		t.Fatalf("Prune left %d deletions with none of their deliveries pending, want 0", left)
+	}
+}
