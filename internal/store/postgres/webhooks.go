@@ -203,10 +203,10 @@ UPDATE deliveries d SET status = 'cancelled', completed_at = c.at, next_attempt_
 FROM c WHERE d.id = c.id`
 
 // deleteWebhook deletes the webhook and records the deletion (webhook_deletions) in one
-// transaction, and calls committed; then it cancels the webhook's pending deliveries, cancelChunk at a time in id
-// order, for up to deleteWait, and leaves what is left to a goroutine of its own. Until that
-// is done, reads show those deliveries as cancelled at the deletion's time, whichever node
-// reads them. No delivery of the webhook is stored after the delete: a publish locks the
+// transaction, and calls committed; then it cancels the webhook's pending deliveries,
+// cancelChunk at a time in id order, for up to deleteWait, and leaves what is left to a
+// goroutine of its own. Until that is done, reads show those deliveries as cancelled at the
+// deletion's time, whichever node reads them. No delivery of the webhook is stored after the delete: a publish locks the
 // webhooks it fans out to (FOR KEY SHARE), so the delete waits for it, and later ones skip it.
 // A cancelling cut short (the node stopped) leaves the record: its deliveries go on reading as
 // cancelled, the engine cancels them as it claims them, and Prune drops the record once none
