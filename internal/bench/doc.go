@@ -67,7 +67,8 @@
 //   - fairness: four runs on fresh pipelines — control (--webhooks normal webhooks), limited
 //     (plus one webhook limited to 60/min that gets every event of the first account and event
 //     type), timeout (plus one such webhook whose receiver never answers within the delivery
-//     timeout, 2s by default) and control again, so that the machine's drift does not count. The
+//     timeout, 500ms by default: short enough that its requests time out within runs of about
+//     two seconds) and control again, so that the machine's drift does not count. The
 //     others' deliveries/s in each run is compared with the mean of the two controls. Judged by:
 //     each ≥ 0.9 × that mean. The limited webhook's receiver also checks that no 60-second
 //     window saw more than 60 of its requests.

@@ -74,7 +74,7 @@ func (o Options) withDefaults() Options {
 		"latency":    {100_000, 10, 0, 2, 20, 2000, 15 * time.Second},
 		"publish":    {200_000, 10, 0, 2, 100, 0, 5 * time.Minute},
 		"backlog":    {500_000, 10, 0, 2, 100, 1000, 5 * time.Minute},
-		"fairness":   {20_000, 10, 0, 2, 100, 0, 2 * time.Second},
+		"fairness":   {20_000, 10, 0, 2, 100, 0, 500 * time.Millisecond},
 		"scale":      {20_000, 10_000, 1_000, 5, 100, 0, 15 * time.Second},
 	}[o.Scenario]
 	if o.Events == 0 {
@@ -220,7 +220,7 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
               flow at --rate (1,000/s). Judged by peak RSS (< 300 MB) and backlog drain rate
               (≥ 0.8 × the normal rate).
   fairness    four fresh runs: control; plus a webhook limited to 60/min; plus a webhook that
-              times out (delivery timeout 2s); control again. Both extra webhooks get every
+              times out (delivery timeout 500ms); control again. Both extra webhooks get every
               event of the first (account, event type). Judged by the others' deliveries/s
               (≥ 0.9 × the mean of the controls').
   scale       three fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
@@ -295,7 +295,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "postgres://… to run on PostgreSQL (use an empty database); empty = embedded store")
 	fs.StringVar(&o.DataDir, "data-dir", "", "embedded store directory, kept afterwards; must be empty or absent (default: a temp dir, removed)")
 	fs.StringVar(&retry, "retry-schedule", "100ms,200ms,400ms", "the servers' retry schedule (delays before retry 1, 2, …)")
-	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 0, "the servers' delivery timeout (0 = scenario default: 15s; backlog 5m; fairness 2s)")
+	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 0, "the servers' delivery timeout (0 = scenario default: 15s; backlog 5m; fairness 500ms)")
 	fs.StringVar(&set, "set", "", "more server settings, comma-separated flag=value pairs of `hookrelay serve` (e.g. log-level=info)")
 	fs.BoolVar(&o.Baseline, "baseline", true, "run the baseline after the pipeline, and for throughput before it too (--baseline=false skips it)")
 	fs.IntVar(&o.BaselineWorkers, "baseline-workers", 0, "goroutines of the baseline (0 = 32; with --latency, the engine's concurrency: 64 per webhook, at most 512)")
