@@ -754,7 +754,12 @@ func (e *Engine) attempt(ctx context.Context, h *hook, w store.Webhook, signer *
 		delete(h.cancels, j)
 	}
 	h.pace.observe(res.Duration, mono)
-	if res.StatusCode != 0 || ctx.Err() == context.DeadlineExceeded {
+	switch {
+	case res.StatusCode == 0 && ctx.Err() == context.DeadlineExceeded:
+		// No answer: the webhook's limit counts it as slow; the engine's limit in all, which
+		// judges how long answers wait for this CPU, leaves it out.
+		h.conc.timedOut(mono, e.cfg.WebhookConcurrency, e.cpuState)
+	case res.StatusCode != 0:
 		h.conc.answered(res.Duration, mono, e.cfg.WebhookConcurrency, e.cpuState)
 		if h.destURL != w.URL {
 			h.dest, h.destURL = destKey(w.URL), w.URL

@@ -19,7 +19,14 @@ import (
 //   - saturated, and the batch's answers took on average no more than twice the quickest
 //     answer: up by a quarter, for what the webhook waits for is not this CPU (a distant
 //     receiver, or one that times out, answers as slowly however busy this process is);
-//   - saturated, and the answers took longer: down by an eighth, for they wait here.
+//   - saturated, and the answers took longer, or one of them was the delivery timeout: down by
+//     an eighth, for they wait here, or the receiver does not answer at all.
+//
+// A timeout tells nothing of the receiver's pace, only that more requests in flight would wait
+// as long: it makes its batch slow and leaves the quickest answer alone. (Counted as an answer
+// of its own duration, a receiver that never answers had every batch as quick as its quickest,
+// and its limit grew to the ceiling while the CPU was busy: 64 requests hanging, most of the
+// engine's limit in all, which then left the other webhooks a few slots.)
 //
 // The quickest answer stands for the webhook's pace with nothing waiting until every batch has
 // been slow for rebaseAfter (the destination got slower for good): then the quickest answer of
@@ -27,12 +34,13 @@ import (
 type concurrencyLimit struct {
 	n int // attempts allowed in flight
 
-	sum   time.Duration // durations of the current batch's answers
-	count int
+	sum      time.Duration // durations of the current batch's answers, timeouts left out
+	count    int           // the batch's answers, timeouts included
+	timeouts int           // the batch's timeouts
 
 	quickest  time.Duration // quickest answer (0: none yet)
 	slowSince time.Duration // mono; since when every batch has been slow (0: the last was not)
-	slowBest  time.Duration // quickest answer since slowSince
+	slowBest  time.Duration // quickest answer since slowSince (0: none)
 	tick      uint64        // the look at the CPU the last step followed
 }
 
@@ -50,31 +58,47 @@ func newConcurrencyLimit(ceiling int) concurrencyLimit {
 	return concurrencyLimit{n: min(minConcurrency, ceiling)}
 }
 
-// answered takes the duration d of an attempt that got an answer (a response, or the timeout),
-// ended at mono; ceiling is the engine's WebhookConcurrency, and cpu the engine's last look at
-// its CPU.
+// answered takes the duration d of an attempt that got a response, ended at mono; ceiling is
+// the engine's WebhookConcurrency, and cpu the engine's last look at its CPU.
 func (c *concurrencyLimit) answered(d, mono time.Duration, ceiling int, cpu cpuState) {
 	if c.quickest == 0 || d < c.quickest {
 		c.quickest = d
 	}
-	if c.slowSince > 0 {
-		c.slowBest = min(c.slowBest, d)
+	if c.slowSince > 0 && (c.slowBest == 0 || d < c.slowBest) {
+		c.slowBest = d
 	}
 	c.sum += d
 	c.count++
+	c.judge(mono, ceiling, cpu)
+}
+
+// timedOut takes an attempt that ended at mono with the delivery timeout, no response.
+func (c *concurrencyLimit) timedOut(mono time.Duration, ceiling int, cpu cpuState) {
+	c.count++
+	c.timeouts++
+	c.judge(mono, ceiling, cpu)
+}
+
+// judge moves the limit once the batch is full.
+func (c *concurrencyLimit) judge(mono time.Duration, ceiling int, cpu cpuState) {
 	if c.count < limitBatch {
 		return
 	}
-	mean := c.sum / time.Duration(c.count)
-	c.sum, c.count = 0, 0
-	slow := mean > 2*c.quickest
+	slow := c.timeouts > 0
+	if answers := c.count - c.timeouts; answers > 0 {
+		slow = slow || c.sum/time.Duration(answers) > 2*c.quickest
+	}
+	c.sum, c.count, c.timeouts = 0, 0, 0
 	switch {
 	case !slow:
 		c.slowSince = 0
 	case c.slowSince == 0:
-		c.slowSince, c.slowBest = mono, d
+		c.slowSince, c.slowBest = mono, 0
 	case mono-c.slowSince >= rebaseAfter:
-		c.quickest, c.slowSince = c.slowBest, 0
+		if c.slowBest > 0 {
+			c.quickest = c.slowBest
+		}
+		c.slowSince = 0
 	}
 	c.n = step(c.n, &c.tick, minConcurrency, ceiling, cpu, slow)
 }

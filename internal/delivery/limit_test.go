@@ -3,7 +3,11 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,6 +81,59 @@ func TestConcurrencyLimit(t *testing.T) {
 	answerBatches(&c, 20, time.Millisecond, 10*time.Millisecond, &mono, 2, true)
 	if c.n != 2 {
 		t.Errorf("ceiling 2, saturated: limit %d, want 2", c.n)
+	}
+}
+
+// TestConcurrencyLimitTimeouts: a webhook whose requests time out does not gain requests in
+// flight while the CPU is busy (it had: a timeout counted as an answer as quick as the
+// quickest), and a timeout never becomes its quickest answer.
+func TestConcurrencyLimitTimeouts(t *testing.T) {
+	const ceiling = 64
+	mono := time.Second
+	timeouts := func(c *concurrencyLimit, batches int, saturated bool) {
+		for range batches {
+			cpu := cpuState{tick: uint64(mono / (10 * time.Millisecond)), saturated: saturated}
+			for range limitBatch {
+				c.timedOut(mono, ceiling, cpu)
+			}
+			mono += 10 * time.Millisecond
+		}
+	}
+	c := newConcurrencyLimit(ceiling)
+	timeouts(&c, 50, true)
+	if c.n != minConcurrency || c.quickest != 0 {
+		t.Errorf("only timeouts, CPU saturated: limit %d, quickest %v; want %d and none", c.n, c.quickest, minConcurrency)
+	}
+	// Up to the ceiling while the CPU is free, then down to the floor once it is busy, though
+	// no answer ever came to compare with.
+	timeouts(&c, 50, false)
+	if c.n != ceiling {
+		t.Errorf("only timeouts, CPU free: limit %d, want %d", c.n, ceiling)
+	}
+	timeouts(&c, 100, true)
+	if c.n != minConcurrency {
+		t.Errorf("only timeouts, CPU saturated again: limit %d, want %d", c.n, minConcurrency)
+	}
+	// Steady answers with one timeout in each batch: slow, however quick the answers.
+	c = newConcurrencyLimit(ceiling)
+	answerBatches(&c, 10, 20*time.Millisecond, 20*time.Millisecond, &mono, ceiling, false)
+	for range 100 {
+		cpu := cpuState{tick: uint64(mono / (10 * time.Millisecond)), saturated: true}
+		for range limitBatch - 1 {
+			c.answered(20*time.Millisecond, mono, ceiling, cpu)
+		}
+		c.timedOut(mono, ceiling, cpu)
+		mono += 10 * time.Millisecond
+	}
+	if c.n != minConcurrency || c.quickest != 20*time.Millisecond {
+		t.Errorf("a timeout in every batch, CPU saturated: limit %d, quickest %v; want %d and 20ms", c.n, c.quickest, minConcurrency)
+	}
+	// Every batch slow for rebaseAfter with timeouts alone: the quickest answer stays.
+	for range int(2 * rebaseAfter / (10 * time.Millisecond)) {
+		timeouts(&c, 1, true)
+	}
+	if c.quickest != 20*time.Millisecond {
+		t.Errorf("after %v of timeouts alone, quickest %v, want 20ms still", 2*rebaseAfter, c.quickest)
 	}
 }
 
@@ -201,6 +258,65 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEngineTimeoutsKeepConcurrency: while the CPU is saturated, a receiver that never answers
+// is held to a few requests at once (before, its timeouts counted as answers as quick as its
+// quickest, and it gained requests in flight batch after batch, up to WebhookConcurrency).
+func TestEngineTimeoutsKeepConcurrency(t *testing.T) {
+	const events = 300
+	var mu sync.Mutex
+	var arrived, inFlight, maxLate int
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived++
+		inFlight++
+		if arrived > 100 {
+			maxLate = max(maxLate, inFlight)
+		}
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body) // so that the server notices when the engine gives up
+		select {                    // never answers: the engine's timeout ends it
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		mu.Lock()
+		inFlight--
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+	st := openStore(t)
+	publishEvents(t, st, createWebhook(t, st, receiver.URL), events)
+	e := New(Config{Store: st, Owner: "timeouts", AllowPrivate: true, PollInterval: 10 * time.Millisecond, Timeout: 50 * time.Millisecond})
+	start := time.Now()
+	e.cpu = func() (time.Duration, bool) { // all the CPU GOMAXPROCS allows, since start
+		return time.Duration(float64(time.Since(start)) * float64(runtime.GOMAXPROCS(0))), true
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := arrived
+		mu.Unlock()
+		if n >= events {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d first attempts arrived in 60 s", n, events)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if maxLate > 2*minConcurrency {
+		t.Errorf("after 100 requests that timed out, up to %d were in flight at once; want at most %d", maxLate, 2*minConcurrency)
 	}
 }
 
