@@ -18,7 +18,7 @@ import (
 //   - the CPU not saturated: it doubles, for the CPU has room for more;
 //   - saturated, and the batch's answers took on average no more than twice the quickest
 //     answer: up by a quarter, for what the webhook waits for is not this CPU (a distant
-//     receiver, or one that times out, answers as slowly however busy this process is);
+//     receiver answers as slowly however busy this process is);
 //   - saturated, and the answers took longer, or one of them was the delivery timeout: down by
 //     an eighth, for they wait here, or the receiver does not answer at all.
 //

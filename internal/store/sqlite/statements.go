@@ -237,11 +237,11 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 	)
 }
 
-// reads are the queries the read pool runs for every request or newly seen webhook, prepared
-// once: compiling one from its text was 40% of a webhook read (30 µs before, 18 µs after).
 // eventBodiesSQL reads the bodies of the events whose ids are in the JSON array ?1.
 const eventBodiesSQL = `SELECT e.id, e.body FROM json_each(?) j JOIN events e ON e.id = j.value`
 
+// reads are the queries the read pool runs for every request or newly seen webhook, prepared
+// once: compiling one from its text was 40% of a webhook read (30 µs before, 18 µs after).
 type reads struct {
 	all []*sql.Stmt
 
