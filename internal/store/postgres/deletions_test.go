@@ -137,11 +137,7 @@ func TestCloseLeavesDeletionToPrune(t *testing.T) {
 	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	storetest.CloseWhileCancelling(t, s, func() bool {
-		s.cancels.Lock()
-		defer s.cancels.Unlock()
-		return s.cancels.closing
-	}, unlock)
+	storetest.CloseWhileCancelling(t, s, s.closing, unlock)
 
 	other, err := Open(ctx, u, Options{Schema: schema, MaxConns: 2})
 	if err != nil {

@@ -73,12 +73,12 @@ type Store struct {
 	log         *slog.Logger
 
 	// Cancellations of deleted webhooks' deliveries that go on after DeleteWebhook returned
-	// (see deleteWait): Close stops them between two chunks and waits for them.
+	// (see deleteWait): Close closes stopping under cancels' lock, so that no more start, stops
+	// those going on between two chunks and waits for them.
 	deleteWait time.Duration
 	cancels    struct {
 		sync.Mutex
-		closing bool // Close began: no more of them start
-		wg      sync.WaitGroup
+		wg sync.WaitGroup
 	}
 	stopping  chan struct{}
 	closeOnce sync.Once
@@ -266,9 +266,8 @@ func newStore(pool *pgxpool.Pool, opt Options) *Store {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.cancels.Lock()
-		s.cancels.closing = true
-		s.cancels.Unlock()
 		close(s.stopping)
+		s.cancels.Unlock()
 		s.cancels.wg.Wait()
 	})
 	s.pool.Close()

@@ -240,7 +240,7 @@ func (s *Store) deleteWebhook(ctx context.Context, accountID, id int64, now time
 	}
 	s.cancels.Lock()
 	defer s.cancels.Unlock()
-	if s.cancels.closing {
+	if s.closing() {
 		s.leftToClaims(id)
 		return nil
 	}
@@ -249,11 +249,9 @@ func (s *Store) deleteWebhook(ctx context.Context, accountID, id int64, now time
 	go func() {
 		defer s.cancels.wg.Done()
 		for !c.done {
-			select {
-			case <-s.stopping:
+			if s.closing() {
 				s.leftToClaims(id)
 				return
-			default:
 			}
 			if err := c.steps(ctx, s, time.Now().Add(cancelSpell)); err != nil {
 				s.cancelFailed(id, err)
@@ -323,6 +321,16 @@ func (c *cancelRun) steps(ctx context.Context, s *Store, deadline time.Time) err
 func (s *Store) cancelFailed(webhook int64, err error) {
 	s.log.Error("cancel the pending deliveries of a deleted webhook; they read as cancelled, and the engine cancels them as it claims them",
 		"webhook", webhook, "err", err)
+}
+
+// closing reports whether Close has begun.
+func (s *Store) closing() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // leftToClaims logs that Close stopped the cancelling of webhook's deliveries.

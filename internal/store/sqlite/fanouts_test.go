@@ -552,11 +552,7 @@ func TestCloseStopsBackgroundCancel(t *testing.T) {
 	const n = 4 * cancelChunk
 	dir := t.TempDir()
 	s, _, hooks, release := deleteInBackground(t, dir, n, t0)
-	storetest.CloseWhileCancelling(t, s, func() bool {
-		s.deleting.Lock()
-		defer s.deleting.Unlock()
-		return s.deleting.closing
-	}, release)
+	storetest.CloseWhileCancelling(t, s, s.closing, release)
 	s, err := Open(context.Background(), dir, Options{})
 	if err != nil {
 		t.Fatal(err)

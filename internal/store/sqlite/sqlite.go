@@ -77,11 +77,12 @@ type Store struct {
 	// returned (see deleteWait), by webhook id; reads show their deliveries as cancelled.
 	deleting struct {
 		sync.Mutex
-		m       map[int64]cancellation
-		closing bool // Close began: no more of them start
+		m map[int64]cancellation
 	}
 	deletingWG sync.WaitGroup
-	stopping   chan struct{} // closed by Close: background cancellations stop, before the writer does
+	// stopping is closed by Close, under deleting's lock: no more cancellations start in the
+	// background, and those going on stop, before the writer does.
+	stopping   chan struct{}
 	deleteWait time.Duration
 }
 
@@ -288,9 +289,8 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.deleting.Lock()
-		s.deleting.closing = true
-		s.deleting.Unlock()
 		close(s.stopping)
+		s.deleting.Unlock()
 		s.deletingWG.Wait()
 		close(s.closed)
 	})

@@ -258,6 +258,16 @@ func (s *Store) cancelFailed(c cancellation, err error) {
 		"webhook", c.w.ID, "err", err)
 }
 
+// closing reports whether Close has begun.
+func (s *Store) closing() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // leftToClaims logs that Close stopped c's cancelling.
 func (s *Store) leftToClaims(c cancellation) {
 	s.log.Info("store closing: the engine cancels the rest of a deleted webhook's pending deliveries as it claims them",
@@ -374,7 +384,7 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 		return err
 	}
 	s.deleting.Lock()
-	if s.deleting.closing {
+	if s.closing() {
 		s.deleting.Unlock()
 		s.leftToClaims(c)
 		return nil
@@ -394,11 +404,9 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 			s.deleting.Unlock()
 		}()
 		for !run.done() {
-			select {
-			case <-s.stopping:
+			if s.closing() {
 				s.leftToClaims(c)
 				return
-			default:
 			}
 			if err := run.steps(ctx, s, time.Now().Add(cancelSpell)); err != nil {
 				s.cancelFailed(c, err)
