@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -204,7 +203,6 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 				}
 			})
 
-			ctx := context.Background()
 			st := openStore(t)
 			publishEvents(t, st, createWebhook(t, st, receiver.URL), events)
 
@@ -220,15 +218,7 @@ func TestEngineLimitsConcurrencyWhenSaturated(t *testing.T) {
 				start = time.Now()
 				return 0, true
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- e.Run(runCtx) }()
-			defer func() {
-				stop()
-				if err := <-done; err != nil {
-					t.Error(err)
-				}
-			}()
+			defer runEngine(t, e)()
 			receiver.waitAnswered(t, events, 90*time.Second)
 			ok, want := func(float64) bool { return true }, ""
 			switch tc.limit {
@@ -293,15 +283,7 @@ func TestEngineTimeoutsKeepConcurrency(t *testing.T) {
 	e.cpu = func() (time.Duration, bool) { // all the CPU GOMAXPROCS allows, since start
 		return time.Duration(float64(time.Since(start)) * float64(runtime.GOMAXPROCS(0))), true
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer runEngine(t, e)()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		mu.Lock()
 		n := arrived

@@ -71,9 +71,7 @@ func TestTricklingDeliveriesShareGrants(t *testing.T) {
 	if e.shared == nil {
 		t.Fatal("the engine does not take the store for a shared one")
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
+	stop := runEngine(t, e)
 	start := time.Now()
 	for i := range events {
 		ev := store.NewEvent{ID: fmt.Sprintf("evt-%03d", i), AccountID: a.ID, Type: "message-send", Body: []byte(`{}`), CreatedAt: time.Now()}
@@ -90,9 +88,6 @@ func TestTricklingDeliveriesShareGrants(t *testing.T) {
 	}
 	took := time.Since(start)
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	// A grant lasts grantTTL: one per grantTTL of the run, and a couple more, will do. Asked
 	// for one slot at a time, the deliveries took about one grant each.
 	st.mu.Lock()

@@ -23,16 +23,13 @@ func TestWorkers(t *testing.T) {
 	receiver := newHoldingReceiver(t, func(int) time.Duration { return 2 * time.Millisecond },
 		func(inFlight, _ int) { maxInFlight = max(maxInFlight, inFlight) })
 
-	ctx := context.Background()
 	st := openStore(t)
 	publishEvents(t, st, createWebhook(t, st, receiver.URL), events)
 
 	e := New(Config{Store: st, Owner: "workers", AllowPrivate: true, Concurrency: concurrency,
 		WebhookConcurrency: concurrency, PollInterval: 10 * time.Millisecond})
 	e.cpu = func() (time.Duration, bool) { return 0, true } // the CPU free: the limits grow to Concurrency
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- e.Run(runCtx) }()
+	stop := runEngine(t, e)
 	receiver.waitAnswered(t, events, 30*time.Second)
 	e.mu.Lock()
 	workers := e.workers
@@ -47,9 +44,6 @@ func TestWorkers(t *testing.T) {
 	}
 
 	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		buf := make([]byte, 1<<20)
 		stacks := string(buf[:runtime.Stack(buf, true)])
@@ -111,6 +105,22 @@ func (rc *holdingReceiver) waitAnswered(t *testing.T, n int, timeout time.Durati
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d deliveries received in %v", got, n, timeout)
+		}
+	}
+}
+
+// runEngine runs e until stop is called; stop waits for Run to return and fails the test on
+// its error.
+func runEngine(t *testing.T, e *Engine) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
