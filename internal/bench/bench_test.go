@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/event"
+	"github.com/hookrelay/hookrelay/internal/store/postgres/pgtest"
 )
 
 // tiny is a bench small enough for a test: a few hundred events, 2 webhooks, fan-out 2.
@@ -309,7 +310,7 @@ func TestFlags(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, s := range append(Scenarios, "--fail-rate", "--latency", "--payload", "--nodes", "--database-url", "--data-dir",
-		"--retry-schedule", "--baseline", "--json", "--cpuprofile", "--memprofile", "--publishers", "--batch", "--rate", "--receivers", "--accounts", "--fanout") {
+		"--retry-schedule", "--baseline", "--json", "--rounds", "--cpuprofile", "--memprofile", "--publishers", "--batch", "--rate", "--receivers", "--accounts", "--fanout") {
 		if !strings.Contains(out.String(), strings.TrimPrefix(s, "-")) {
 			t.Errorf("help lacks %s", s)
 		}
@@ -325,6 +326,8 @@ func TestFlags(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--scenario", "nope"}, {"--webhooks", "5", "--fanout", "2"}, {"--nodes", "3"}, {"--fail-rate", "2"},
 		{"--batch", "1000", "--payload", "100000"}, {"--set", "addr=:1"}, {"--set", "nope=1"},
+		{"--rounds", "-1"}, {"--rounds", "101"}, {"--rounds", "2", "--cpuprofile", "cpu.prof"}, {"--rounds", "2", "--memprofile", "mem.prof"},
+		{"--scenario", "nodes"}, {"--scenario", "nodes", "--database-url", "postgres://x", "--nodes", "1"},
 	} {
 		o, err := ParseFlags(bad, io.Discard, io.Discard)
 		if err == nil {
@@ -368,8 +371,8 @@ func TestDuplicatesExplainedOnlyByRetries(t *testing.T) {
 }
 
 // TestTargetsByStore: a throughput run is judged by the embedded store's targets, or on
-// PostgreSQL by its own: one node ≥ 5,000 deliveries/s; several nodes against one, which takes
-// a second invocation.
+// PostgreSQL by its own: one node ≥ 5,000 deliveries/s; several nodes against one, which the
+// nodes scenario compares.
 func TestTargetsByStore(t *testing.T) {
 	for _, tc := range []struct {
 		url   string
@@ -394,9 +397,123 @@ func TestTargetsByStore(t *testing.T) {
 		if tc.url == "postgres://x" && tc.nodes == 1 && !r.rep.Targets[0].Met {
 			t.Errorf("one PostgreSQL node at 6,000/s: target not met")
 		}
-		hasNote := slices.ContainsFunc(r.rep.Notes, func(n string) bool { return strings.Contains(n, "--nodes 1") })
+		hasNote := slices.ContainsFunc(r.rep.Notes, func(n string) bool { return strings.Contains(n, "--scenario nodes") })
 		if hasNote != tc.note {
 			t.Errorf("%q, %d nodes: notes %q", tc.url, tc.nodes, r.rep.Notes)
 		}
+	}
+}
+
+// TestRoundsJudgeTheMedian: with rounds, each target's value is the median of the rounds'
+// (the mean of the middle two for an even count), judged by the target's own rule, and the
+// checks add up over the rounds.
+func TestRoundsJudgeTheMedian(t *testing.T) {
+	round := func(perSec, ratio float64, ok bool, errs ...string) *Report {
+		r := &runner{o: Options{Nodes: 1}, rep: &Report{Scenario: "throughput", Runs: []RunReport{{DeliveriesPerSec: perSec}},
+			RatioToBaseline: ratio, Targets: []Target{}, Notes: []string{"a note"}, PeakRSSBytes: int64(perSec)}}
+		r.targets()
+		r.rep.Checks = Checks{OK: ok, Delivered: 100, Missing: int64(len(errs)), Errors: errs}
+		return r.rep
+	}
+	for _, tc := range []struct {
+		rounds       []*Report
+		perSec       float64
+		perSecMet    bool
+		ratio        float64
+		ratioMet     bool
+		metPerSec    int
+		checksOK     bool
+		errs         []string
+		peakRSSBytes int64
+	}{
+		// Odd: the middle one. Two of three rounds meet 10,000/s, and so does the median.
+		{[]*Report{round(12_000, 0.45, true), round(8_000, 0.55, true), round(10_500, 0.52, true)}, 10_500, true, 0.52, true, 2, true, nil, 12_000},
+		// Even: the mean of the middle two, 9,900/s, not met though two rounds of four are.
+		{[]*Report{round(9_800, 0.5, true), round(15_000, 0.4, true), round(10_000, 0.49, true), round(5_000, 0.6, false, "x")},
+			9_900, false, 0.495, false, 2, false, []string{"round 4: x"}, 15_000},
+	} {
+		rep := combine(tc.rounds)
+		if len(rep.Rounds) != len(tc.rounds) || len(rep.Targets) != 2 || len(rep.Runs) != 0 {
+			t.Fatalf("rounds %d, targets %+v, runs %d", len(rep.Rounds), rep.Targets, len(rep.Runs))
+		}
+		ps, ra := rep.Targets[0], rep.Targets[1]
+		if ps.Value != tc.perSec || ps.Met != tc.perSecMet || ps.MetRounds != tc.metPerSec || len(ps.Rounds) != len(tc.rounds) {
+			t.Errorf("deliveries/s target %+v, want median %v met %v in %d rounds", ps, tc.perSec, tc.perSecMet, tc.metPerSec)
+		}
+		if math.Abs(ra.Value-tc.ratio) > 1e-9 || ra.Met != tc.ratioMet {
+			t.Errorf("ratio target %+v, want median %v met %v", ra, tc.ratio, tc.ratioMet)
+		}
+		c := rep.Checks
+		if c.OK != tc.checksOK || c.Delivered != int64(100*len(tc.rounds)) || strings.Join(c.Errors, "|") != strings.Join(tc.errs, "|") {
+			t.Errorf("checks %+v, want ok %v, delivered %d, errors %q", c, tc.checksOK, 100*len(tc.rounds), tc.errs)
+		}
+		if rep.PeakRSSBytes != tc.peakRSSBytes || slices.Index(rep.Notes, "a note") < 0 || len(rep.Notes) != 2 {
+			t.Errorf("peak RSS %d (want %d), notes %q", rep.PeakRSSBytes, tc.peakRSSBytes, rep.Notes)
+		}
+	}
+	if combine(nil) != nil {
+		t.Error("combine(nil) is not nil")
+	}
+}
+
+// TestRoundsRun: --rounds 2 runs the scenario twice, each round with its own data directory
+// under --data-dir, and reports both.
+func TestRoundsRun(t *testing.T) {
+	o := tiny()
+	o.Events, o.Rounds, o.Baseline = 100, 2, false
+	o.DataDir = filepath.Join(t.TempDir(), "data")
+	rep, err := runBench(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rounds) != 2 || rep.Checks.Delivered != 400 || !rep.Checks.OK || rep.Targets[0].Name != "deliveries/s end to end" ||
+		rep.Targets[0].Value != median([]float64{rep.Rounds[0].Runs[0].DeliveriesPerSec, rep.Rounds[1].Runs[0].DeliveriesPerSec}) {
+		t.Errorf("rounds %d, checks %+v, targets %+v", len(rep.Rounds), rep.Checks, rep.Targets)
+	}
+	for _, d := range []string{"round-1", "round-2"} {
+		if _, err := os.Stat(filepath.Join(o.DataDir, d, "main")); err != nil {
+			t.Errorf("data dir of %s: %v", d, err)
+		}
+	}
+	var table bytes.Buffer
+	rep.WriteTable(&table)
+	for _, want := range []string{"round 1 of 2", "round 2 of 2", "median of the 2 rounds", "met in"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if _, err := Run(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("rounds into a used --data-dir: %v", err)
+	}
+}
+
+// TestNodesScenario runs one node, three nodes and one node again on PostgreSQL and compares
+// the nodes with the mean of the one-node runs.
+func TestNodesScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	o := tiny()
+	o.Scenario, o.DatabaseURL, o.Baseline = "nodes", pgtest.SchemaURL(t), false
+	rep, err := runBench(t, o)
+	if err != nil {
+		t.Fatalf("%v\nchecks: %+v", err, rep.Checks)
+	}
+	n := rep.Nodes
+	if n == nil || len(rep.Runs) != 3 || !rep.Checks.OK || rep.Checks.Delivered != 3*600 {
+		t.Fatalf("nodes %+v, runs %d, checks %+v", n, len(rep.Runs), rep.Checks)
+	}
+	for i, want := range []int{1, 3, 1} {
+		if rep.Runs[i].Nodes != want {
+			t.Errorf("run %s: %d nodes, want %d", rep.Runs[i].Name, rep.Runs[i].Nodes, want)
+		}
+	}
+	mean := (rep.Runs[0].DeliveriesPerSec + rep.Runs[2].DeliveriesPerSec) / 2
+	if n.Nodes != 3 || n.OneMeanDeliveriesPerSec != mean || n.NodesDeliveriesPerSec != rep.Runs[1].DeliveriesPerSec ||
+		n.Ratio != n.NodesDeliveriesPerSec/mean {
+		t.Errorf("nodes = %+v; runs %v, %v, %v", n, rep.Runs[0].DeliveriesPerSec, rep.Runs[1].DeliveriesPerSec, rep.Runs[2].DeliveriesPerSec)
+	}
+	if len(rep.Targets) != 2 || rep.Targets[1].Value != n.Ratio || rep.Targets[1].Met != (n.Ratio > 1) {
+		t.Errorf("targets %+v", rep.Targets)
 	}
 }

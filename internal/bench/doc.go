@@ -76,6 +76,19 @@
 //     (--webhooks, default 10,000, across --accounts, default 1,000; fan-out 5), and small
 //     again, so that the machine's drift does not count. Judged by: the large run's
 //     deliveries/s ≥ 0.8 × the mean of the small runs'.
+//   - nodes (PostgreSQL only): three throughput runs on the same database — one node, --nodes
+//     nodes (default 3), one node again — so that the machine's drift does not count. Judged
+//     by: one node's deliveries/s (the mean of its two runs) ≥ 5,000, and the nodes'
+//     deliveries/s more than that mean.
+//
+// # Rounds
+//
+// --rounds N runs the whole scenario N times in one invocation, each round with fresh
+// pipelines (and a data directory round-1, round-2, … under --data-dir), and judges each target
+// on the median of the rounds' figures; the report keeps every round's report and says in how
+// many rounds each target was met. On the project's machines the same run varies by up to a
+// factor of two from one minute to the next, so a single round judges a target near its bound
+// only roughly. On PostgreSQL the rounds share the database.
 //
 // # Layout
 //

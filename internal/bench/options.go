@@ -16,7 +16,7 @@ import (
 )
 
 // Scenarios lists the scenarios, the default first.
-var Scenarios = []string{"throughput", "latency", "publish", "backlog", "fairness", "scale"}
+var Scenarios = []string{"throughput", "latency", "publish", "backlog", "fairness", "scale", "nodes"}
 
 // Options are the settings of one bench invocation. Zero values of the fields marked "0 =
 // scenario default" take the scenario's default (see Defaults).
@@ -36,7 +36,7 @@ type Options struct {
 	Payload   int           `json:"payload"`   // approximate size of an event's data in bytes
 	Receivers int           `json:"receivers"` // receiver servers (0 = one per webhook, at most 16)
 
-	Nodes       int    `json:"nodes"`
+	Nodes       int    `json:"nodes"` // 0 = scenario default: 1; nodes 3
 	DatabaseURL string `json:"-"`
 	DataDir     string `json:"dataDir,omitempty"` // "" = a temp dir removed afterwards
 
@@ -49,6 +49,10 @@ type Options struct {
 	Baseline        bool `json:"baseline"`
 	BaselineWorkers int  `json:"baselineWorkers"` // 0 = 32, or the engine's concurrency when receivers add latency
 	BaselineMax     int  `json:"baselineMax"`     // most deliveries the baseline sends (0 = 200,000)
+
+	// Rounds is how many times the scenario runs; its targets are judged on the median of the
+	// rounds' figures (1: the one round's).
+	Rounds int `json:"rounds"`
 
 	Timeout    time.Duration `json:"timeoutNs"` // longest wait for a run's deliveries
 	CPUProfile string        `json:"cpuProfile,omitempty"`
@@ -76,6 +80,7 @@ func (o Options) withDefaults() Options {
 		"backlog":    {500_000, 10, 0, 2, 100, 1000, 5 * time.Minute},
 		"fairness":   {20_000, 10, 0, 2, 100, 0, 500 * time.Millisecond},
 		"scale":      {20_000, 10_000, 1_000, 5, 100, 0, 15 * time.Second},
+		"nodes":      {50_000, 10, 0, 2, 100, 0, 15 * time.Second},
 	}[o.Scenario]
 	if o.Events == 0 {
 		o.Events = d.events
@@ -103,6 +108,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Nodes == 0 {
 		o.Nodes = 1
+		if o.Scenario == "nodes" {
+			o.Nodes = 3
+		}
+	}
+	if o.Rounds == 0 {
+		o.Rounds = 1
 	}
 	if o.RetrySchedule == nil {
 		o.RetrySchedule = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}
@@ -151,8 +162,16 @@ func (o Options) check() error {
 		return errors.New("--receivers must not be negative")
 	case o.Nodes < 1:
 		return errors.New("--nodes must be at least 1")
+	case o.Scenario == "nodes" && o.DatabaseURL == "":
+		return errors.New("--scenario nodes needs --database-url: several nodes share a PostgreSQL database")
 	case o.Nodes > 1 && o.DatabaseURL == "":
 		return errors.New("--nodes above 1 needs --database-url: the embedded store belongs to one process")
+	case o.Scenario == "nodes" && o.Nodes < 2:
+		return errors.New("--scenario nodes compares --nodes (at least 2) with one node")
+	case o.Rounds < 1 || o.Rounds > 100:
+		return errors.New("--rounds must be 1 to 100")
+	case o.Rounds > 1 && (o.CPUProfile != "" || o.MemProfile != ""):
+		return errors.New("--cpuprofile and --memprofile profile one round: leave --rounds at 1")
 	case o.DeliveryTimeout <= 0:
 		return errors.New("--delivery-timeout must be positive")
 	case len(o.RetrySchedule) > 50:
@@ -226,6 +245,15 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
   scale       three fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
               (10,000) across --accounts (1,000), then 10 webhooks again. Judged by the
               large run's deliveries/s (≥ 0.8 × the mean of the small runs').
+  nodes       PostgreSQL only (--database-url): three fresh runs of the throughput
+              scenario on the same database: one node, then --nodes (3) nodes, then one
+              node again. Judged by one node's deliveries/s (≥ 5,000, the mean of its two
+              runs) and the nodes' deliveries/s (more than that mean).
+
+--rounds N runs the scenario N times in one invocation and judges each target on the median
+of the rounds' figures, reporting every round's: on a machine whose speed drifts from minute
+to minute, one round says little. On PostgreSQL the rounds share the database (the first
+should find it empty).
 
 Layout: each (account, event type) is a group of --fanout webhooks; events go to the groups
 in turn. --webhooks must be a multiple of --fanout, and an account holds at most 4 groups.
@@ -291,7 +319,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Latency, "latency", 0, "added to every receiver answer (e.g. 5ms)")
 	fs.IntVar(&o.Payload, "payload", 256, "approximate size of an event's data in bytes (padded with an extra field)")
 	fs.IntVar(&o.Receivers, "receivers", 0, "receiver servers, webhooks spread over them (0 = one per webhook, at most 16)")
-	fs.IntVar(&o.Nodes, "nodes", 1, "hookrelay servers in this process, on the same --database-url")
+	fs.IntVar(&o.Nodes, "nodes", 0, "hookrelay servers in this process, on the same --database-url (0 = scenario default: 1; nodes 3)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "postgres://… to run on PostgreSQL (use an empty database); empty = embedded store")
 	fs.StringVar(&o.DataDir, "data-dir", "", "embedded store directory, kept afterwards; must be empty or absent (default: a temp dir, removed)")
 	fs.StringVar(&retry, "retry-schedule", "100ms,200ms,400ms", "the servers' retry schedule (delays before retry 1, 2, …)")
@@ -303,6 +331,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for a run's deliveries; a run also stops after a minute without progress")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline runs (not the baseline) to this file")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file after the pipeline runs")
+	fs.IntVar(&o.Rounds, "rounds", 1, "run the scenario this many times and judge its targets on the medians (1-100)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of the table")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)

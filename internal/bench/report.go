@@ -29,7 +29,12 @@ type Report struct {
 	Backlog         *BacklogReport  `json:"backlog,omitempty"`
 	Fairness        *FairnessReport `json:"fairness,omitempty"`
 	Scale           *ScaleReport    `json:"scale,omitempty"`
-	Targets         []Target        `json:"targets"`
+	Nodes           *NodesReport    `json:"nodes,omitempty"`
+	// Targets are judged on this round's figures, or with --rounds above 1 on the medians
+	// of the rounds'.
+	Targets []Target `json:"targets"`
+	// Rounds are the rounds' own reports, with --rounds above 1 (then Runs is empty).
+	Rounds []*Report `json:"rounds,omitempty"`
 	// PeakRSSBytes is the process's ru_maxrss at the end of the pipeline runs (baseline excluded).
 	PeakRSSBytes int64    `json:"peakRssBytes"`
 	Checks       Checks   `json:"checks"`
@@ -61,6 +66,7 @@ type Settings struct {
 	Baseline        bool     `json:"baseline"`
 	BaselineWorkers int      `json:"baselineWorkers"`
 	BaselineMax     int      `json:"baselineMax"`
+	Rounds          int      `json:"rounds"`
 }
 
 // Machine says where the figures come from.
@@ -82,6 +88,7 @@ type RunReport struct {
 	Webhooks int    `json:"webhooks"`
 	Accounts int    `json:"accounts"`
 	Fanout   int    `json:"fanout"`
+	Nodes    int    `json:"nodes"`
 	// Events published in this run (or phase) and the deliveries they require.
 	Events     int   `json:"events"`
 	Deliveries int64 `json:"deliveries"`
@@ -227,13 +234,28 @@ type ScaleReport struct {
 	CostPercent                float64 `json:"costPercent"` // (1 - ratio) × 100
 }
 
+// NodesReport holds the nodes scenario's figures.
+type NodesReport struct {
+	Nodes                    int     `json:"nodes"`
+	OneDeliveriesPerSec      float64 `json:"oneDeliveriesPerSec"` // one node, before the nodes' run
+	OneAfterDeliveriesPerSec float64 `json:"oneAfterDeliveriesPerSec"`
+	OneMeanDeliveriesPerSec  float64 `json:"oneMeanDeliveriesPerSec"`
+	NodesDeliveriesPerSec    float64 `json:"nodesDeliveriesPerSec"`
+	Ratio                    float64 `json:"ratio"` // the nodes' ÷ the mean of the two one-node runs
+}
+
 // Target is one of the performance issue's targets and how this run stands against it.
 type Target struct {
 	Name  string  `json:"name"`
 	Want  string  `json:"want"`
-	Value float64 `json:"value"`
+	Value float64 `json:"value"` // with rounds, their median
 	Unit  string  `json:"unit"`
 	Met   bool    `json:"met"`
+	// With --rounds above 1: each round's value, and in how many of them the target was met.
+	Rounds    []float64 `json:"rounds,omitempty"`
+	MetRounds int       `json:"metRounds,omitempty"`
+	// meets judges a value.
+	meets func(float64) bool
 }
 
 // Checks says whether every delivery arrived once, signed and intact.
@@ -288,10 +310,30 @@ func (r *Report) WriteTable(w io.Writer) {
 		load = ", load average " + r.Machine.LoadAvg + " at start"
 	}
 	fmt.Fprintf(w, "machine:  %d CPUs (GOMAXPROCS %d), %s/%s, %s, hookrelay %s%s\n\n", r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.OS, r.Machine.Arch, r.Machine.Go, r.Machine.Hookrelay, load)
+	if len(r.Rounds) == 0 {
+		r.writeRuns(w)
+		r.writeTargets(w, "targets (this machine)")
+	} else {
+		for k, rr := range r.Rounds {
+			fmt.Fprintf(w, "── round %d of %d (load average %s at its start) ──\n", k+1, len(r.Rounds), rr.Machine.LoadAvg)
+			rr.writeRuns(w)
+			rr.writeTargets(w, "this round's figures")
+			fmt.Fprintln(w)
+		}
+		r.writeTargets(w, fmt.Sprintf("targets (this machine; each judged on the median of the %d rounds)", len(r.Rounds)))
+	}
+	r.writeChecks(w)
+}
 
+// writeRuns writes the runs' figures and the scenario's own.
+func (r *Report) writeRuns(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, run := range r.Runs {
-		fmt.Fprintf(tw, "run %s\t%s, %s, fan-out %d\n", run.Name, plural(run.Webhooks, "webhook"), plural(run.Accounts, "account"), run.Fanout)
+		nodes := ""
+		if run.Nodes > 1 {
+			nodes = ", " + plural(run.Nodes, "node")
+		}
+		fmt.Fprintf(tw, "run %s\t%s, %s, fan-out %d%s\n", run.Name, plural(run.Webhooks, "webhook"), plural(run.Accounts, "account"), run.Fanout, nodes)
 		if run.Events > 0 {
 			line := fmt.Sprintf("%s events in %s s\t%s events/s accepted", count(int64(run.Events)), secs(run.PublishSeconds), count(int64(run.PublishEventsPerSec)))
 			if run.OfferedRate > 0 {
@@ -364,6 +406,14 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "  cost of the large layout\t%s %%\tagainst the mean of the small runs\n", fixed(sc.CostPercent, 1))
 		tw.Flush()
 	}
+	if n := r.Nodes; n != nil {
+		fmt.Fprintln(w, "\nnodes (PostgreSQL, the same database)")
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "  one node\t%s deliveries/s\tbefore the nodes' run; %s after it; mean %s\n", count(int64(n.OneDeliveriesPerSec)),
+			count(int64(n.OneAfterDeliveriesPerSec)), count(int64(n.OneMeanDeliveriesPerSec)))
+		fmt.Fprintf(tw, "  %s\t%s deliveries/s\t× %s of one node\n", plural(n.Nodes, "node"), count(int64(n.NodesDeliveriesPerSec)), fixed(n.Ratio, 2))
+		tw.Flush()
+	}
 	if b := r.Baseline; b != nil {
 		fmt.Fprintf(w, "\nbaseline (same bodies, secrets and receivers; %d goroutines; no store, no queue)\n", b.Workers)
 		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -379,18 +429,35 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		tw.Flush()
 	}
-	if len(r.Targets) > 0 {
-		fmt.Fprintln(w, "\ntargets (this machine)")
-		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-		for _, t := range r.Targets {
-			verdict := "not met"
-			if t.Met {
-				verdict = "met"
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s\n", t.Name, t.Want, number(t.Value), t.Unit, verdict)
-		}
-		tw.Flush()
+}
+
+// writeTargets writes the targets under title: with rounds, each round's figure too.
+func (r *Report) writeTargets(w io.Writer, title string) {
+	if len(r.Targets) == 0 {
+		return
 	}
+	fmt.Fprintf(w, "\n%s\n", title)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, t := range r.Targets {
+		verdict := "not met"
+		if t.Met {
+			verdict = "met"
+		}
+		rounds := ""
+		if len(t.Rounds) > 0 {
+			vs := make([]string, len(t.Rounds))
+			for i, v := range t.Rounds {
+				vs[i] = number(v)
+			}
+			rounds = fmt.Sprintf("\tmet in %d of %d rounds: %s", t.MetRounds, len(t.Rounds), strings.Join(vs, " · "))
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s%s\n", t.Name, t.Want, number(t.Value), t.Unit, verdict, rounds)
+	}
+	tw.Flush()
+}
+
+// writeChecks writes the checks, the notes and the error.
+func (r *Report) writeChecks(w io.Writer) {
 	c := r.Checks
 	fmt.Fprintln(w)
 	if c.OK {
