@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -540,29 +541,86 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 	if p := pendingTo(t, s, hooks[0].ID); p != n {
 		t.Fatalf("the other webhook has %d pending deliveries, want %d", p, n)
 	}
-	if s.deletions() != nil {
-		t.Fatalf("cancellations still listed as under way: %v", s.deletions())
+	if s.deletions() != nil || deletionRecords(t, s.rdb) != 0 {
+		t.Fatalf("cancellations still listed as under way: %v, or recorded: %d", s.deletions(), deletionRecords(t, s.rdb))
 	}
 }
 
-// TestCloseStopsBackgroundCancel: Close stops a delete's cancelling between two writes and
-// returns; what it left stays pending for the engine to cancel as it claims it.
-func TestCloseStopsBackgroundCancel(t *testing.T) {
+// deletionRecords counts the deletions recorded in db's webhook_deletions.
+func deletionRecords(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM webhook_deletions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCloseLeavesCancelToNextOpen: Close stops a delete's cancelling between two writes and
+// returns, leaving the rest pending and the deletion recorded; the next Open reads those
+// deliveries as cancelled at once and cancels them in the background, then drops the record.
+func TestCloseLeavesCancelToNextOpen(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	const n = 4 * cancelChunk
 	dir := t.TempDir()
-	s, _, hooks, release := deleteInBackground(t, dir, n, t0)
+	s, a, hooks, release := deleteInBackground(t, dir, n, t0)
 	storetest.CloseWhileCancelling(t, s, s.closing, release)
-	s, err := Open(context.Background(), dir, Options{})
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName)+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	var cancelled int
-	if err := s.rdb.QueryRow(`SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status = 'cancelled'`, hooks[1].ID).Scan(&cancelled); err != nil {
+	defer db.Close()
+	var pending, cancelled int
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'pending')
+		+ (SELECT count(*) FROM fanouts, json_each(webhooks) WHERE value = ?1),
+		(SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'cancelled')`, hooks[1].ID).Scan(&pending, &cancelled); err != nil {
 		t.Fatal(err)
 	}
-	if p := pendingTo(t, s, hooks[1].ID); p == 0 || p+cancelled != n {
-		t.Fatalf("after Close, %d deliveries of the deleted webhook pending and %d cancelled, want some pending and %d in all", p, cancelled, n)
+	if pending == 0 || pending+cancelled != n || deletionRecords(t, db) != 1 {
+		t.Fatalf("after Close, %d deliveries of the deleted webhook pending, %d cancelled, %d deletions recorded; want some pending, %d in all, 1 recorded",
+			pending, cancelled, deletionRecords(t, db), n)
+	}
+
+	hold := make(chan struct{})
+	testHookCancelBehind = func() { <-hold }
+	t.Cleanup(func() { testHookCancelBehind = nil })
+	release2 := sync.OnceFunc(func() { close(hold) })
+	s, err = Open(context.Background(), dir, Options{})
+	if err != nil {
+		release2()
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer release2() // before Close, which waits for the cancelling
+	if p := pendingTo(t, s, hooks[1].ID); p != pending {
+		t.Fatalf("%d pending while the resumed cancelling is held, want %d", p, pending)
+	}
+	last := int64(2 * n)
+	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+
+	release2()
+	s.deletingWG.Wait()
+	if p := pendingTo(t, s, hooks[1].ID); p != 0 || deletionRecords(t, s.rdb) != 0 || s.deletions() != nil {
+		t.Fatalf("after the resumed cancelling, %d pending, %d deletions recorded, under way %v; want none", p, deletionRecords(t, s.rdb), s.deletions())
+	}
+}
+
+// TestDeleteDropsItsRecord: a delete whose cancelling ends before it returns, with or
+// without deliveries to cancel, leaves no deletion recorded.
+func TestDeleteDropsItsRecord(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 3, t0)
+	defer s.Close()
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[0].ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	publishMany(t, s, a, 100, t0)
+	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if p, r := pendingTo(t, s, hooks[1].ID), deletionRecords(t, s.rdb); p != 0 || r != 0 {
+		t.Fatalf("after the deletes, %d deliveries pending to the deleted webhook, %d deletions recorded; want none", p, r)
 	}
 }

@@ -233,6 +233,9 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	}
 	go s.writer()
 	go s.checkpointer(opt.Logger)
+	if err := s.resume(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
 	return s, nil
 }
 
@@ -283,9 +286,9 @@ func migrate(ctx context.Context, db *sql.DB, logger *slog.Logger) error {
 	return nil
 }
 
-// Close stops the cancellations still going on after their deletes (the engine cancels what
-// they leave as it claims it), then the writer after the writes already queued, and closes the
-// database.
+// Close stops the cancellations still going on after their deletes (the next Open resumes
+// them; meanwhile the engine cancels what they leave as it claims it), then the writer after
+// the writes already queued, and closes the database.
 func (s *Store) Close() error {
 	s.once.Do(func() {
 		s.deleting.Lock()

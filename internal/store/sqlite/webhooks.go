@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
@@ -270,7 +271,7 @@ func (s *Store) closing() bool {
 
 // leftToClaims logs that Close stopped c's cancelling.
 func (s *Store) leftToClaims(c cancellation) {
-	s.log.Info("store closing: the engine cancels the rest of a deleted webhook's pending deliveries as it claims them",
+	s.log.Info("store closing: the rest of a deleted webhook's pending deliveries is cancelled when the store opens next (or by the engine as it claims them)",
 		"webhook", c.w.ID)
 }
 
@@ -285,10 +286,12 @@ func (s *Store) cancelPending(ctx context.Context, c cancellation) error {
 
 // cancelRun is a cancellation under way: its deliveries are cancelled, those still in
 // fan-outs included (their events' deliveries are written as rows first), lowest ids first,
-// from bucket b to bucket last, a chunk per write.
+// from bucket b to bucket last, a chunk per write. A delete's record in webhook_deletions is
+// dropped in the write that cancels the last of them (record: not yet dropped).
 type cancelRun struct {
 	c       cancellation
 	b, last int64
+	record  bool
 }
 
 // startCancel finds where c's deliveries begin.
@@ -299,11 +302,11 @@ func (s *Store) startCancel(ctx context.Context, c cancellation) (*cancelRun, er
 	if err != nil {
 		return nil, fmt.Errorf("cancel deliveries of webhook %d: %w", c.w.ID, err)
 	}
-	return &cancelRun{c: c, b: lo >> 10, last: c.upTo >> 10}, nil
+	return &cancelRun{c: c, b: lo >> 10, last: c.upTo >> 10, record: c.deleted}, nil
 }
 
-// done reports whether every delivery of the run is cancelled.
-func (r *cancelRun) done() bool { return r.b > r.last }
+// done reports whether every delivery of the run is cancelled, and a delete's record dropped.
+func (r *cancelRun) done() bool { return r.b > r.last && !r.record }
 
 // steps writes until the run is done, or until the first write that ends after deadline (zero:
 // none). It goes on when ctx ends: the webhook is already deleted or disabled.
@@ -328,10 +331,18 @@ func (r *cancelRun) steps(ctx context.Context, s *Store, deadline time.Time) err
 				changed += n + m
 				r.b += cancelWindow
 			}
+			if r.b > r.last && r.record {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_deletions WHERE webhook_id = ?`, c.w.ID); err != nil {
+					return err
+				}
+			}
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("cancel deliveries of webhook %d: %w", c.w.ID, err)
+		}
+		if r.b > r.last {
+			r.record = false
 		}
 	}
 	return nil
@@ -370,8 +381,7 @@ func asDeleted(d store.Delivery, deleting map[int64]cancellation) store.Delivery
 }
 
 // cancelDeleted cancels the pending deliveries of a deleted webhook for up to deleteWait, then
-// leaves the rest to a goroutine of its own. Close stops that one between two writes; what it
-// leaves pending, the engine cancels as it claims it (its webhook is gone).
+// leaves the rest to a goroutine of its own (cancelBehind).
 func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 	if s.stopped != nil {
 		s.stopped(c.w, c.deleted)
@@ -383,11 +393,57 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 	if err := run.steps(ctx, s, time.Now().Add(s.deleteWait)); err != nil || run.done() {
 		return err
 	}
+	s.cancelBehind(ctx, run)
+	return nil
+}
+
+// resume goes on, in the background, with the cancellations of deleted webhooks that Close
+// stopped: their records are still in webhook_deletions.
+func (s *Store) resume(ctx context.Context) error {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT webhook_id, account_id, up_to, deleted_at FROM webhook_deletions ORDER BY webhook_id`)
+	if err != nil {
+		return fmt.Errorf("read deletions under way: %w", err)
+	}
+	var left []cancellation
+	for rows.Next() {
+		c := cancellation{deleted: true, reason: deletedReason}
+		var at int64
+		if err := rows.Scan(&c.w.ID, &c.w.AccountID, &c.upTo, &at); err != nil {
+			rows.Close()
+			return fmt.Errorf("read deletions under way: %w", err)
+		}
+		c.at = fromMs(at)
+		left = append(left, c)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fmt.Errorf("read deletions under way: %w", err)
+	}
+	for _, c := range left {
+		run, err := s.startCancel(ctx, c)
+		if err != nil {
+			return err
+		}
+		s.log.Info("cancelling the rest of a deleted webhook's pending deliveries, stopped by the last Close", "webhook", c.w.ID)
+		s.cancelBehind(ctx, run)
+	}
+	return nil
+}
+
+// testHookCancelBehind, when set, is called by cancelBehind's goroutine before its first write
+// (tests hold it there).
+var testHookCancelBehind func()
+
+// cancelBehind finishes run in a goroutine of its own, a write at a time, while reads show its
+// deliveries as cancelled (deletions). Close stops it between two writes, leaving the delete's
+// record for the next Open to resume from; what it leaves pending until then, the engine
+// cancels as it claims it (its webhook is gone).
+func (s *Store) cancelBehind(ctx context.Context, run *cancelRun) {
+	c := run.c
 	s.deleting.Lock()
 	if s.closing() {
 		s.deleting.Unlock()
 		s.leftToClaims(c)
-		return nil
+		return
 	}
 	if s.deleting.m == nil {
 		s.deleting.m = map[int64]cancellation{}
@@ -396,8 +452,12 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 	s.deletingWG.Add(1)
 	s.deleting.Unlock()
 	ctx = context.WithoutCancel(ctx)
+	hook := testHookCancelBehind
 	go func() {
 		defer s.deletingWG.Done()
+		if hook != nil {
+			hook()
+		}
 		defer func() {
 			s.deleting.Lock()
 			delete(s.deleting.m, c.w.ID)
@@ -414,11 +474,13 @@ func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
 			}
 		}
 	}()
-	return nil
 }
 
+// deletedReason is the last error of the deliveries a delete cancels.
+const deletedReason = "webhook deleted"
+
 func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error {
-	c := cancellation{w: store.Webhook{ID: id, AccountID: accountID}, deleted: true, reason: "webhook deleted", at: now}
+	c := cancellation{w: store.Webhook{ID: id, AccountID: accountID}, deleted: true, reason: deletedReason, at: now}
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ? AND account_id = ?`, id, accountID)
 		if err != nil {
@@ -427,8 +489,15 @@ func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("delete webhook %d: %w", id, store.ErrNotFound)
 		}
-		c.upTo, err = s.lastDelivery(ctx, tx)
-		return err
+		if c.upTo, err = s.lastDelivery(ctx, tx); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_deletions (webhook_id, account_id, up_to, deleted_at) VALUES (?, ?, ?, ?)`,
+			id, accountID, c.upTo, ms(now))
+		if err != nil {
+			return fmt.Errorf("delete webhook %d: record the deletion: %w", id, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
