@@ -147,7 +147,7 @@ func TestClusterNodeKilled(t *testing.T) {
 	open := rc.holdAfter(t, 150)
 	var procs []*process
 	for range 3 {
-		procs = append(procs, startProcess(t, t.TempDir(), freeAddr(t), "--database-url", url, "--delivery-timeout", "2s"))
+		procs = append(procs, startProcess(t, t.TempDir(), "--database-url", url, "--delivery-timeout", "2s"))
 	}
 	account := setupProcess(t, procs[0], rc)
 	var mu sync.Mutex

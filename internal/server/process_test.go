@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -52,22 +52,18 @@ type process struct {
 	err  error
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// listeningAt finds the address in the server's "hookrelay listening" log line.
+var listeningAt = regexp.MustCompile(`msg="hookrelay listening" addr=(http://[^ ]+)`)
 
-// startProcess runs the binary on dataDir and waits until it answers /readyz.
-func startProcess(t *testing.T, dataDir, addr string, extra ...string) *process {
+// startProcess runs the binary on dataDir, on a port of its own choosing (the one it logs: a
+// port found free beforehand may be taken by a parallel test before the process binds it),
+// and waits until it answers /readyz.
+func startProcess(t *testing.T, dataDir string, extra ...string) *process {
 	t.Helper()
-	args := append([]string{"serve", "--addr", addr, "--data-dir", dataDir, "--admin-key", "hra_process_test_admin_key",
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--admin-key", "hra_process_test_admin_key",
 		"--allow-private-destinations", "--retry-schedule", "200ms,200ms,200ms,200ms,200ms", "--delivery-timeout", "5s"}, extra...)
 	cmd := exec.Command(binary(t), args...)
-	p := &process{cmd: cmd, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -85,15 +81,28 @@ func startProcess(t *testing.T, dataDir, addr string, extra ...string) *process 
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
+		var err error
+		if p.url == "" {
+			if m := listeningAt.FindStringSubmatch(p.logs.String()); m != nil {
+				p.url = m[1]
 			}
 		}
+		if p.url != "" {
+			var resp *http.Response
+			if resp, err = http.Get(p.url + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return p
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("hookrelay exited before it was ready: %v\n%s", p.err, p.logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("hookrelay did not become ready: %v\n%s", err, p.logs.String())
+			t.Fatalf("hookrelay did not become ready (listening at %q): %v\n%s", p.url, err, p.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -193,11 +202,11 @@ func TestCrashLosesNothing(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	dataDir, addr := t.TempDir(), freeAddr(t)
+	dataDir := t.TempDir()
 	rc := newReceiver(t, "s")
 	// The kill comes with attempts in flight and a backlog queued.
 	open := rc.holdAfter(t, 150)
-	p := startProcess(t, dataDir, addr)
+	p := startProcess(t, dataDir)
 	account := setupProcess(t, p, rc)
 
 	stop := make(chan struct{})
@@ -223,7 +232,7 @@ func TestCrashLosesNothing(t *testing.T) {
 	delivered := rc.count()
 	open()
 
-	startProcess(t, dataDir, addr)
+	startProcess(t, dataDir)
 	seen := waitAllDelivered(t, rc, accepted, 120*time.Second)
 	t.Logf("accepted %d events before SIGKILL; %d requests arrived before it, %d in all", len(accepted), delivered, rc.count())
 	dups := 0
@@ -243,11 +252,11 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
-	dataDir, addr := t.TempDir(), freeAddr(t)
+	dataDir := t.TempDir()
 	rc := newReceiver(t, "s")
 	// The stop comes with attempts in flight and deliveries waiting.
 	open := rc.holdAfter(t, 20)
-	p := startProcess(t, dataDir, addr)
+	p := startProcess(t, dataDir)
 	account := setupProcess(t, p, rc)
 	// More than the at most 64 requests that run at once per webhook, so some wait in memory;
 	// its limit starts at 4 (docs/delivery.md), so 4 are in flight before long.
@@ -273,7 +282,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if before >= len(accepted) {
 		t.Fatalf("all %d events were delivered before SIGTERM; the test needs some left", len(accepted))
 	}
-	startProcess(t, dataDir, addr)
+	startProcess(t, dataDir)
 	seen := waitAllDelivered(t, rc, accepted, 60*time.Second)
 	for id, n := range seen {
 		if n > 1 {
