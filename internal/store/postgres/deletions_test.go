@@ -111,6 +111,7 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 	}
 	last := first + 2*n - 1
 	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsDeleted(t, s, n)
 
 	unlock()
 	s.cancels.wg.Wait()

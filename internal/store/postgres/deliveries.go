@@ -290,7 +290,9 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 	err := s.pool.QueryRow(ctx, `SELECT
 		count(*) FILTER (WHERE next_attempt_at <= $1 OR lease_owner IS NOT NULL),
 		count(*) FILTER (WHERE next_attempt_at > $1 AND lease_owner IS NULL)
-		FROM deliveries WHERE status = 'pending'`, ts(now)).Scan(&q.Due, &q.Scheduled)
+		FROM deliveries d WHERE status = 'pending'
+		-- A deleted webhook's pending deliveries read as cancelled until they are: not counted.
+		AND NOT EXISTS (SELECT 1 FROM webhook_deletions w WHERE w.webhook_id = d.webhook_id)`, ts(now)).Scan(&q.Due, &q.Scheduled)
 	if err != nil {
 		return q, fmt.Errorf("queue stats: %w", err)
 	}

@@ -524,6 +524,7 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 	}
 	last := int64(2 * n) // the deleted webhook's newest, the last one cancelled
 	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsDeleted(t, s, n)
 
 	release()
 	s.deletingWG.Wait()
@@ -598,6 +599,7 @@ func TestCloseLeavesCancelToNextOpen(t *testing.T) {
 	}
 	last := int64(2 * n)
 	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsDeleted(t, s, n)
 
 	release2()
 	s.deletingWG.Wait()
@@ -623,4 +625,19 @@ func TestDeleteDropsItsRecord(t *testing.T) {
 	if p, r := pendingTo(t, s, hooks[1].ID), deletionRecords(t, s.rdb); p != 0 || r != 0 {
 		t.Fatalf("after the deletes, %d deliveries pending to the deleted webhook, %d deletions recorded; want none", p, r)
 	}
+}
+
+// TestQueueStatsLeaveOutDeletions: while a deleted webhook's deliveries are being cancelled,
+// QueueStats counts none of them, neither rows nor deliveries in fan-outs.
+func TestQueueStatsLeaveOutDeletions(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 2, t0)
+	defer s.Close()
+	publishAt(t, s, a, "leased", t0, "engine-1") // a row to each webhook, leased
+	publishMany(t, s, a, 3, t0)                  // fan-outs: three deliveries to each
+	storetest.CheckQueueAsDeleted(t, s, 8)
+	s.deleting.Lock()
+	s.deleting.m = map[int64]cancellation{hooks[1].ID: {w: store.Webhook{ID: hooks[1].ID, AccountID: a.ID}, deleted: true}}
+	s.deleting.Unlock()
+	storetest.CheckQueueAsDeleted(t, s, 4)
 }

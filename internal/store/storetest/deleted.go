@@ -29,6 +29,19 @@ func CheckReadsAsDeleted(t *testing.T, s store.Store, accountID, deleted, delete
 	}
 }
 
+// CheckQueueAsDeleted checks that QueueStats leaves out the pending deliveries of a deleted
+// webhook still being cancelled: due deliveries counted are want, those of the other webhooks.
+func CheckQueueAsDeleted(t *testing.T, s store.Store, want int) {
+	t.Helper()
+	q, err := s.QueueStats(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.Due != want || q.Scheduled != 0 {
+		t.Fatalf("queue stats %+v while a deleted webhook's deliveries are cancelled, want %d due (the other webhook's), none scheduled", q, want)
+	}
+}
+
 // CloseWhileCancelling closes s while a deleted webhook's cancelling is held back: once
 // closing reports that Close has begun, it lets the cancelling go on by calling release, and
 // Close must then stop it and return within 10 s.
