@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -227,15 +226,11 @@ func testDeliveryIgnoredAndNoRetry(t *testing.T, start starter) {
 	}
 }
 
-// closedURL returns a URL on which nothing listens.
+// closedURL returns a URL on which no server answers: each connection is closed as soon as it
+// is made, on a port held for the test (a port merely found free could be given to another
+// test's server).
 func closedURL(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/gone"
+	return "http://" + holdAddr(t).Addr().String() + "/gone"
 }
 
 func TestDeliveryRetryAfterHonoured(t *testing.T) { eachStore(t, testDeliveryRetryAfterHonoured) }

@@ -28,9 +28,10 @@ type email struct {
 }
 
 // mailServer is a real SMTP server on 127.0.0.1 that records what it receives. It can be
-// started late on a reserved address, to play a mail server that was down.
+// started late on its address, to play a mail server that was down.
 type mailServer struct {
 	addr string
+	ln   *heldListener
 	srv  *smtp.Server
 
 	mu   sync.Mutex
@@ -38,16 +39,11 @@ type mailServer struct {
 	errs []error
 }
 
-// newMailServer reserves an address; start makes it listen.
+// newMailServer holds an address on which no mail server answers yet; start makes one answer.
 func newMailServer(t *testing.T) *mailServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mailServer{addr: ln.Addr().String()}
-	ln.Close()
-	return m
+	ln := holdAddr(t)
+	return &mailServer{addr: ln.Addr().String(), ln: ln}
 }
 
 // startMailServer returns a mail server that is up.
@@ -65,19 +61,8 @@ func (m *mailServer) start(t *testing.T) {
 	s.Domain = "localhost"
 	s.AllowInsecureAuth = true
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	var ln net.Listener
-	var err error
-	for range 50 { // the reserved port may take a moment to be free again
-		if ln, err = net.Listen("tcp", m.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("mail server: %v", err)
-	}
 	m.srv = s
-	go s.Serve(ln)
+	go s.Serve(m.ln.up())
 	t.Cleanup(func() { s.Close() })
 }
 
@@ -188,4 +173,67 @@ func decodeTransfer(encoding string, r io.Reader) io.Reader {
 		return base64.NewDecoder(base64.StdEncoding, r)
 	}
 	return r
+}
+
+// heldListener holds a port for a server that is not up: until up is called, it accepts each
+// connection and closes it at once, so a client meets a server that is down, and no other
+// test's server can be given the port meanwhile (a port closed and listened on again later
+// can be).
+type heldListener struct {
+	net.Listener
+	conns      chan net.Conn
+	isUp, done chan struct{}
+	up1, done1 sync.Once
+}
+
+// holdAddr listens on a port of 127.0.0.1 and holds it until the test ends.
+func holdAddr(t *testing.T) *heldListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldListener{Listener: ln, conns: make(chan net.Conn), isUp: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case <-h.isUp:
+			default:
+				c.Close()
+				continue
+			}
+			select {
+			case h.conns <- c:
+			case <-h.done:
+				c.Close()
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// up makes the held port a server's: the listener it returns gives it the connections.
+func (h *heldListener) up() net.Listener {
+	h.up1.Do(func() { close(h.isUp) })
+	return h
+}
+
+func (h *heldListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *heldListener) Close() error {
+	h.done1.Do(func() { close(h.done) })
+	return h.Listener.Close()
 }
