@@ -430,7 +430,7 @@ func (s *Store) resume(ctx context.Context) error {
 }
 
 // testHookCancelBehind, when set, is called by cancelBehind's goroutine before its first write
-// (tests hold it there).
+// (tests hold it there; a test that sets it must not run in parallel with others).
 var testHookCancelBehind func()
 
 // cancelBehind finishes run in a goroutine of its own, a write at a time, while reads show its
