@@ -224,7 +224,7 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
   throughput  --events (50,000) as fast as possible, fan-out 2. Judged by deliveries/s
               (≥ 10,000) and ratio to baseline (≥ 0.5). Publishing competes with delivering
               for the cores here; its rate is reported, not judged. On --database-url: one
-              node by deliveries/s (≥ 5,000); several nodes against a one-node run.
+              node by deliveries/s (≥ 5,000); several nodes: see the nodes scenario.
   latency     open-loop offered load --rate (2,000 events/s), batches of 20, 100,000 events
               (50 s: its p99 rests on about 50 publish requests, not ten, so one stall of the
               machine moves it less). Judged by p99 publish→receipt (≤ 50 ms).
