@@ -195,7 +195,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 	// Fan-outs hold pending deliveries only: a listing of another status finds nothing in
 	// them, and need not wait for their rows.
 	if f.Status == "" || f.Status == store.StatusPending {
-		if err := s.settle(ctx, accountID); err != nil {
+		if err := s.settle(ctx, accountID, webhookID); err != nil {
 			return nil, 0, fmt.Errorf("list deliveries: %w", err)
 		}
 	}

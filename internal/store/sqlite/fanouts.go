@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -24,8 +25,8 @@ import (
 // engine with room would have (claimInOrder). What reads or changes deliveries by their rows
 // meets the fan-outs as well:
 //   - GetDelivery reads a delivery from its fan-out (fanoutDelivery);
-//   - ListDeliveries, when it may list pending deliveries, first has the writer turn its
-//     account's fan-outs into rows, a chunk per write (settle);
+//   - ListDeliveries, when it may list pending deliveries, first has the writer turn the
+//     fan-outs with a delivery to its webhook into rows, a chunk per write (settle);
 //   - a retry turns the delivery's fan-out into rows, and cancelling a webhook's deliveries
 //     those with a delivery to it, a step of ids per write (materialize, cancelPending);
 //   - QueueStats counts them where they are.
@@ -252,15 +253,17 @@ func materialize(ctx context.Context, tx *sql.Tx, where string, args ...any) (in
 // and outcomes wait for a few milliseconds of it at a time, not for a whole backlog.
 const settleChunk = 2048
 
-// settle makes every delivery of account stored before it was called a row, for a read of the
-// deliveries table: it has the writer materialize the account's fan-outs, oldest first, a
-// chunk per write. Other accounts' fan-outs hold none of its deliveries and are left alone, so
-// a listing never waits for another account's backlog (finding the account's among them is a
-// scan of the fan-outs: 52 ms for 500,000 on the tenth session's EPYC). A fan-out stored after
-// it began is of a publish answered after the read began.
-func (s *Store) settle(ctx context.Context, accountID int64) error {
+// settle makes every delivery to webhook (of account) stored before it was called a row, for
+// a listing of the webhook's deliveries: it has the writer materialize the fan-outs holding
+// one, oldest first, a chunk per write. Fan-outs without a delivery to it are left alone, so a
+// listing never waits for other webhooks' backlogs, its account's or another's (finding the
+// webhook's among them is a scan of the account's fan-outs). A fan-out stored after it began
+// is of a publish answered after the read began.
+func (s *Store) settle(ctx context.Context, accountID, webhookID int64) error {
 	var last sql.NullInt64
-	if err := s.rdb.QueryRowContext(ctx, `SELECT max(first_delivery) FROM fanouts WHERE account_id = ?`, accountID).Scan(&last); err != nil {
+	err := s.rdb.QueryRowContext(ctx, `SELECT max(first_delivery) FROM fanouts WHERE `+fanoutsToWebhook,
+		accountID, 0, int64(math.MaxInt64), webhookID).Scan(&last)
+	if err != nil {
 		return fmt.Errorf("look for fan-outs: %w", err)
 	}
 	var after int64 // the chunks so far reached this first delivery
@@ -268,12 +271,12 @@ func (s *Store) settle(ctx context.Context, accountID int64) error {
 		err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
 			var upTo sql.NullInt64
 			err := tx.QueryRowContext(ctx, `SELECT max(first_delivery) FROM (SELECT first_delivery FROM fanouts
-				WHERE `+fanoutsOfAccount+` ORDER BY first_delivery LIMIT ?4)`, accountID, after, last.Int64, settleChunk).Scan(&upTo)
+				WHERE `+fanoutsToWebhook+` ORDER BY first_delivery LIMIT ?5)`, accountID, after, last.Int64, webhookID, settleChunk).Scan(&upTo)
 			if err != nil || !upTo.Valid {
 				done = true
 				return err
 			}
-			if _, err := materialize(ctx, tx, fanoutsOfAccount, accountID, after, upTo.Int64); err != nil {
+			if _, err := materialize(ctx, tx, fanoutsToWebhook, accountID, after, upTo.Int64, webhookID); err != nil {
 				return err
 			}
 			after, done = upTo.Int64, upTo.Int64 >= last.Int64

@@ -269,9 +269,10 @@ func TestListSettlesInChunks(t *testing.T) {
 	}
 }
 
-// TestListSettlesItsAccountOnly: a listing writes the rows of its own account's fan-outs and
-// leaves another account's, interleaved with them, where they are.
-func TestListSettlesItsAccountOnly(t *testing.T) {
+// TestListSettlesItsWebhookOnly: a listing writes the rows of the fan-outs with a delivery to
+// its webhook and leaves the others, interleaved with them, where they are: another account's,
+// and its own account's to another webhook.
+func TestListSettlesItsWebhookOnly(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	s, a, hooks := storeWithWebhooks(t, t.TempDir(), 1, t0)
@@ -285,12 +286,22 @@ func TestListSettlesItsAccountOnly(t *testing.T) {
 	if _, err := s.CreateWebhook(ctx, other); err != nil {
 		t.Fatal(err)
 	}
+	replies := hooks[0]
+	replies.ID, replies.Event = 0, "message-reply"
+	if _, err := s.CreateWebhook(ctx, replies); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
 		publishAt(t, s, a, fmt.Sprintf("a%d", i), t0, "")
 		publishAt(t, s, b, fmt.Sprintf("b%d", i), t0, "")
+		p := store.PublishParams{Events: []store.NewEvent{{ID: fmt.Sprintf("r%d", i), AccountID: a.ID, Type: "message-reply", Body: []byte(`{}`), CreatedAt: t0}},
+			IdempotencySince: t0.Add(-time.Hour)}
+		if res, err := s.Publish(ctx, p); err != nil || res[0].Err != nil {
+			t.Fatalf("publish r%d: %v %+v", i, err, res)
+		}
 	}
 	list, total, err := s.ListDeliveries(ctx, a.ID, hooks[0].ID, store.DeliveryFilter{}, store.Page{Page: 0, Size: 10})
-	if err != nil || total != 3 || len(list) != 3 || list[0].ID != 5 || list[2].ID != 1 {
+	if err != nil || total != 3 || len(list) != 3 || list[0].ID != 7 || list[1].ID != 4 || list[2].ID != 1 {
 		t.Fatalf("deliveries of webhook %d: %+v, total %d (%v)", hooks[0].ID, list, total, err)
 	}
 	var left []string
@@ -306,8 +317,16 @@ func TestListSettlesItsAccountOnly(t *testing.T) {
 		}
 		left = append(left, fmt.Sprintf("%d:%d", account, first))
 	}
-	if want := []string{fmt.Sprintf("%d:2", b.ID), fmt.Sprintf("%d:4", b.ID), fmt.Sprintf("%d:6", b.ID)}; !slices.Equal(left, want) {
-		t.Fatalf("fan-outs after account %d's listing: %v, want %v (account %d's)", a.ID, left, want, b.ID)
+	var want []string
+	for _, first := range []int64{2, 3, 5, 6, 8, 9} { // b's, a's replies, in turn
+		account := b.ID
+		if first%3 == 0 {
+			account = a.ID
+		}
+		want = append(want, fmt.Sprintf("%d:%d", account, first))
+	}
+	if !slices.Equal(left, want) {
+		t.Fatalf("fan-outs after the listing of webhook %d: %v, want %v (another account's, and another webhook's)", hooks[0].ID, left, want)
 	}
 }
 
