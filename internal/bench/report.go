@@ -315,7 +315,11 @@ func (r *Report) WriteTable(w io.Writer) {
 		r.writeTargets(w, "targets (this machine)")
 	} else {
 		for k, rr := range r.Rounds {
-			fmt.Fprintf(w, "── round %d of %d (load average %s at its start) ──\n", k+1, len(r.Rounds), rr.Machine.LoadAvg)
+			load := ""
+			if rr.Machine.LoadAvg != "" {
+				load = " (load average " + rr.Machine.LoadAvg + " at its start)"
+			}
+			fmt.Fprintf(w, "── round %d of %d%s ──\n", k+1, len(r.Rounds), load)
 			rr.writeRuns(w)
 			rr.writeTargets(w, "this round's figures")
 			fmt.Fprintln(w)
