@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
@@ -270,33 +272,25 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 
 func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats, error) {
 	var q store.QueueStats
-	// A fan-out's deliveries are due from their event's publish on.
-	query := `SELECT
-		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL)
-			+ (SELECT coalesce(sum(deliveries), 0) FROM fanouts WHERE created_at <= ?1),
-		count(*) FILTER (WHERE next_attempt_at > ?1 AND lease_owner IS NULL)
-			+ (SELECT coalesce(sum(deliveries), 0) FROM fanouts WHERE created_at > ?1)
-		FROM deliveries WHERE status = 'pending'`
+	with, fanouts, rows := "", "fanouts", ""
 	args := []any{ms(now)}
 	if deleting := s.deletions(); deleting != nil {
 		// The deliveries of deleted webhooks still being cancelled read as cancelled: they are
 		// not counted either (every pending delivery of a deleted webhook is among them).
-		ids := make([]int64, 0, len(deleting))
-		for id := range deleting {
-			ids = append(ids, id)
-		}
-		query = `WITH gone(id) AS (SELECT value FROM json_each(?2)),
+		with = `WITH gone(id) AS (SELECT value FROM json_each(?2)),
 			kept(created_at, deliveries) AS (SELECT f.created_at, f.deliveries - (SELECT count(*) FROM json_each(f.webhooks) j
-				WHERE j.value IN gone) FROM fanouts f)
-		SELECT
-		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL)
-			+ (SELECT coalesce(sum(deliveries), 0) FROM kept WHERE created_at <= ?1),
-		count(*) FILTER (WHERE next_attempt_at > ?1 AND lease_owner IS NULL)
-			+ (SELECT coalesce(sum(deliveries), 0) FROM kept WHERE created_at > ?1)
-		FROM deliveries WHERE status = 'pending' AND webhook_id NOT IN gone`
-		args = append(args, joinHooks(ids))
+				WHERE j.value IN gone) FROM fanouts f) `
+		fanouts, rows = "kept", " AND webhook_id NOT IN gone"
+		args = append(args, joinHooks(slices.Collect(maps.Keys(deleting))))
 	}
-	if err := s.rdb.QueryRowContext(ctx, query, args...).Scan(&q.Due, &q.Scheduled); err != nil {
+	// A fan-out's deliveries are due from their event's publish on.
+	err := s.rdb.QueryRowContext(ctx, with+`SELECT
+		count(*) FILTER (WHERE next_attempt_at <= ?1 OR lease_owner IS NOT NULL)
+			+ (SELECT coalesce(sum(deliveries), 0) FROM `+fanouts+` WHERE created_at <= ?1),
+		count(*) FILTER (WHERE next_attempt_at > ?1 AND lease_owner IS NULL)
+			+ (SELECT coalesce(sum(deliveries), 0) FROM `+fanouts+` WHERE created_at > ?1)
+		FROM deliveries WHERE status = 'pending'`+rows, args...).Scan(&q.Due, &q.Scheduled)
+	if err != nil {
 		return q, fmt.Errorf("queue stats: %w", err)
 	}
 	return q, nil
