@@ -281,6 +281,23 @@ type Checks struct {
 	Errors         []string `json:"errors"`
 }
 
+// add adds o's counts and errors (each after prefix) to c's; c's OK is left as it is.
+func (c *Checks) add(o Checks, prefix string) {
+	c.Deliveries += o.Deliveries
+	c.Delivered += o.Delivered
+	c.Missing += o.Missing
+	c.Duplicates += o.Duplicates
+	c.UnexplainedDuplicates += o.UnexplainedDuplicates
+	c.SignatureFailures += o.SignatureFailures
+	c.Problems += o.Problems
+	c.EngineAttempts += o.EngineAttempts
+	c.EngineAttemptsNoResponse += o.EngineAttemptsNoResponse
+	c.EngineDeferred += o.EngineDeferred
+	for _, e := range o.Errors {
+		c.Errors = append(c.Errors, prefix+e)
+	}
+}
+
 // WriteJSON writes the report as one JSON object.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)

@@ -52,23 +52,6 @@ func combine(rounds []*Report) *Report {
 	return rep
 }
 
-// add adds o's counts and errors (each after prefix) to c's; c's OK is left as it is.
-func (c *Checks) add(o Checks, prefix string) {
-	c.Deliveries += o.Deliveries
-	c.Delivered += o.Delivered
-	c.Missing += o.Missing
-	c.Duplicates += o.Duplicates
-	c.UnexplainedDuplicates += o.UnexplainedDuplicates
-	c.SignatureFailures += o.SignatureFailures
-	c.Problems += o.Problems
-	c.EngineAttempts += o.EngineAttempts
-	c.EngineAttemptsNoResponse += o.EngineAttemptsNoResponse
-	c.EngineDeferred += o.EngineDeferred
-	for _, e := range o.Errors {
-		c.Errors = append(c.Errors, prefix+e)
-	}
-}
-
 // median is the middle of vs, or the mean of the two middle ones (0 for none).
 func median(vs []float64) float64 {
 	if len(vs) == 0 {
