@@ -255,7 +255,12 @@ func (s *Store) cancelAfter(ctx context.Context, c cancellation) {
 
 // cancelFailed logs that c's cancelling stopped on err.
 func (s *Store) cancelFailed(c cancellation, err error) {
-	s.log.Error("cancel the pending deliveries of a webhook deleted or disabled; the engine cancels the rest as it claims them",
+	if c.deleted {
+		s.log.Error("cancel the pending deliveries of a deleted webhook; the engine cancels the rest as it claims them, and the store goes on with them when it opens next",
+			"webhook", c.w.ID, "err", err)
+		return
+	}
+	s.log.Error("cancel the pending deliveries of a disabled webhook; the engine cancels the rest as it claims them",
 		"webhook", c.w.ID, "err", err)
 }
 
