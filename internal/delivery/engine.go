@@ -45,7 +45,8 @@ type Config struct {
 	// fewer, a burst of publishing overflows into the store sooner, to be claimed and read back
 	// later; 32768 rather than 8192 cost about 30 MB more RSS in the throughput run.
 	MaxHeld int
-	// ClaimBatch is the most deliveries one claim takes (1024).
+	// ClaimBatch is the most deliveries one claim takes (1024). While deliveries are held, a
+	// claim waits for room for a quarter of it (minClaim).
 	ClaimBatch int
 	// PollInterval is how often the store is asked for due deliveries when nothing announced
 	// any (500ms); retries that come due are found this way.
