@@ -336,9 +336,9 @@ func (e *Engine) claimLoop(ctx context.Context) {
 // minClaim is the least room a claim waits for. Each claim is a commit of the store (with its
 // sync): claiming whatever room the last attempts left made claims of a few deliveries each
 // while the engine was full, 1,628 claims for a throughput run's 200,000 deliveries, more
-// commits than its 1,000 publishes. A quarter of a ClaimBatch made it 52 claims, and the
-// throughput scenario's ratio to the baseline 0.47 – 0.61 against 0.43 – 0.50 (BENCHMARKS.md,
-// fourteenth session).
+// commits than its 1,000 publishes. Waiting for a quarter of a ClaimBatch made it 94 claims,
+// and the throughput scenario's ratio to the baseline 0.53 – 0.64 against 0.46 – 0.52 in four
+// alternating pairs (BENCHMARKS.md, fourteenth session).
 func (e *Engine) minClaim() int { return max(1, min(e.cfg.ClaimBatch, e.cfg.MaxHeld)/4) }
 
 // claim takes up to limit due deliveries and queues them; it returns how many it took.
