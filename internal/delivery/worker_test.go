@@ -160,9 +160,17 @@ func createWebhook(t *testing.T, st store.Store, url string) store.Account {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateWebhook(ctx, store.Webhook{AccountID: a.ID, Event: "message-send", URL: url, Secret: "s3cret",
+	addWebhook(t, st, a.ID, url)
+	return a
+}
+
+// addWebhook creates a webhook of account for message-send events at url, limited to
+// 1,000,000 requests a minute.
+func addWebhook(t *testing.T, st store.Store, account int64, url string) {
+	t.Helper()
+	now := time.Now()
+	if _, err := st.CreateWebhook(context.Background(), store.Webhook{AccountID: account, Event: "message-send", URL: url, Secret: "s3cret",
 		SkipErrorCodes: []string{}, MaxThroughputPerMinute: 1_000_000, Status: store.WebhookActive, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	return a
 }

@@ -105,12 +105,7 @@ func TestClaimsWaitForRoom(t *testing.T) {
 	st := &claimLog{Store: openStore(t)}
 	a := createWebhook(t, st, receiver.URL)
 	for range hooks - 1 { // every event goes to each of them: a claim's deliveries spread over them
-		now := time.Now()
-		if _, err := st.CreateWebhook(context.Background(), store.Webhook{AccountID: a.ID, Event: "message-send", URL: receiver.URL,
-			Secret: "s3cret", SkipErrorCodes: []string{}, MaxThroughputPerMinute: 1_000_000, Status: store.WebhookActive,
-			CreatedAt: now, UpdatedAt: now}); err != nil {
-			t.Fatal(err)
-		}
+		addWebhook(t, st, a.ID, receiver.URL)
 	}
 	publishEvents(t, st, a, events)
 
