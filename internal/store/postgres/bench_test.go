@@ -20,6 +20,8 @@ func BenchmarkPublishLeased(b *testing.B) { storetest.BenchPublishLeased(b, open
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openBench(b)) }
 
+func BenchmarkClaimSpread(b *testing.B) { storetest.BenchClaimSpread(b, openBench(b)) }
+
 func BenchmarkWebhookByID(b *testing.B) { storetest.BenchWebhookByID(b, openBench(b)) }
 
 func BenchmarkListDeliveries(b *testing.B) { storetest.BenchListDeliveries(b, openBench(b)) }

@@ -19,18 +19,33 @@ func (s *Store) Claim(ctx context.Context, p store.ClaimParams) ([]store.Job, er
 		if err := s.claimInOrder(ctx, tx, p, &jobs); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
+		// The versions of the claimed deliveries' webhooks, one query per 500 of them. A claim
+		// from a backlog spread over 10,000 webhooks meets up to a thousand: with a query
+		// each, BenchmarkClaimSpread's claim of 1,000 deliveries to 1,000 webhooks took
+		// 11.7 – 13.2 ms, and 7.2 – 8.7 ms so.
 		versions := map[int64]int64{}
-		versionStmt := tx.StmtContext(ctx, s.stmts.webhookVersion)
-		for i, j := range jobs {
-			v, ok := versions[j.WebhookID]
-			if !ok {
-				err := versionStmt.QueryRowContext(ctx, j.WebhookID).Scan(&v)
-				if err != nil && !errors.Is(err, sql.ErrNoRows) {
-					return fmt.Errorf("claim deliveries: webhook version: %w", err)
-				}
-				versions[j.WebhookID] = v
+		var ids []int64
+		for _, j := range jobs {
+			if _, ok := versions[j.WebhookID]; !ok {
+				versions[j.WebhookID] = 0 // a deleted webhook's, as before: no row
+				ids = append(ids, j.WebhookID)
 			}
-			jobs[i].WebhookVersion = v
+		}
+		err := queryIn(ctx, tx, ids, func(marks string) string {
+			return `SELECT id, version FROM webhooks WHERE id IN (` + marks + `)`
+		}, func(rows *sql.Rows) error {
+			var id, v int64
+			if err := rows.Scan(&id, &v); err != nil {
+				return err
+			}
+			versions[id] = v
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("claim deliveries: webhook versions: %w", err)
+		}
+		for i, j := range jobs {
+			jobs[i].WebhookVersion = versions[j.WebhookID]
 		}
 		return nil
 	})

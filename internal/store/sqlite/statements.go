@@ -15,13 +15,12 @@ import (
 type statements struct {
 	all []*sql.Stmt
 
-	accountExists  *sql.Stmt
-	fanout         *sql.Stmt
-	idempotent     *sql.Stmt
-	forgetKey      *sql.Stmt
-	claim          *sql.Stmt
-	webhookVersion *sql.Stmt
-	nextDelivery   *sql.Stmt
+	accountExists *sql.Stmt
+	fanout        *sql.Stmt
+	idempotent    *sql.Stmt
+	forgetKey     *sql.Stmt
+	claim         *sql.Stmt
+	nextDelivery  *sql.Stmt
 	// The fan-outs' (sqlite/fanouts.go): the oldest one's time, the earliest due delivery's,
 	// the oldest ones, dropping those a claim took, and keeping the rest of one taken in part.
 	fanoutHead  *sql.Stmt
@@ -178,7 +177,6 @@ func (st *statements) prepare(ctx context.Context, wdb *sql.DB) error {
 			ORDER BY first_delivery LIMIT CAST(? AS INTEGER)`),
 		prep(&st.dropFanouts, `DELETE FROM fanouts WHERE first_delivery < ?`),
 		prep(&st.trimFanout, `UPDATE fanouts SET first_delivery = ?, deliveries = ?, webhooks = ? WHERE first_delivery = ?`),
-		prep(&st.webhookVersion, `SELECT version FROM webhooks WHERE id = ?`),
 		multi(&st.insertEvents, params(8), func(v string) string {
 			return `INSERT INTO events (id, account_id, type, body, idempotency_key, deliveries, live, created_at) VALUES ` + v
 		}),

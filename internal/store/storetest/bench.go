@@ -107,6 +107,60 @@ func BenchClaimComplete(b *testing.B, s store.Store) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
+// BenchClaimSpread measures Claim where the deliveries of a claim go to many webhooks, as in
+// the bench's scale scenario (10,000 webhooks): each iteration publishes one event to each of
+// 250 accounts with 4 webhooks each (with the timer stopped), then claims the 1,000 deliveries,
+// one per webhook, and records their outcomes.
+func BenchClaimSpread(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	const accounts, perAccount = 250, 4
+	ids := make([]int64, accounts)
+	for i := range ids {
+		ids[i] = benchAccount(b, s).ID
+		for range perAccount {
+			benchWebhook(b, s, ids[i], "message-send")
+		}
+	}
+	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
+	events := make([]store.NewEvent, accounts)
+	outcomes := make([]store.Outcome, 0, accounts*perAccount)
+	seq, n := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		for i := range events {
+			seq++
+			events[i] = store.NewEvent{ID: fmt.Sprintf("spread-%d-%d", t0.UnixNano(), seq), AccountID: ids[i], Type: "message-send", Body: body, CreatedAt: t0}
+		}
+		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		now := t0.Add(time.Second)
+		jobs, err := s.Claim(ctx, store.ClaimParams{Owner: "bench", Now: now, Limit: accounts * perAccount, LeaseUntil: now.Add(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(jobs) != accounts*perAccount {
+			b.Fatalf("claimed %d deliveries, want %d", len(jobs), accounts*perAccount)
+		}
+		b.StopTimer()
+		outcomes = outcomes[:0]
+		for _, j := range jobs {
+			if j.WebhookVersion == 0 {
+				b.Fatalf("delivery %d: no webhook version", j.DeliveryID)
+			}
+			outcomes = append(outcomes, store.Outcome{DeliveryID: j.DeliveryID, Owner: "bench", Status: store.StatusSucceeded, At: now,
+				Attempt: &store.Attempt{Attempt: 1, At: now, StatusCode: 200, DurationMs: 3, ResponseBody: "ok"}})
+		}
+		if err := s.Complete(ctx, outcomes); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		n += len(jobs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
 // BenchWebhookByID measures WebhookByID, which the delivery engine calls once for each webhook
 // it has not seen: with thousands of webhooks it runs as often as deliveries start.
 func BenchWebhookByID(b *testing.B, s store.Store) {

@@ -38,6 +38,7 @@ func Run(t *testing.T, open Open) {
 		{"EventBodies", testEventBodies},
 		{"ClaimLease", testClaimLease},
 		{"ClaimConcurrent", testClaimConcurrent},
+		{"ClaimVersions", testClaimVersions},
 		{"Complete", testComplete},
 		{"CompleteFenced", testCompleteFenced},
 		{"Release", testRelease},
@@ -187,6 +188,41 @@ func testEventBodies(t *testing.T, s store.Store) {
 	}
 	if empty := must(s.EventBodies(ctx, nil)); len(empty) != 0 {
 		t.Fatalf("EventBodies(nil) = %q", empty)
+	}
+}
+
+// testClaimVersions claims deliveries to 501 webhooks, some updated since they were created,
+// and checks that each job carries its webhook's current version: the engine reloads a webhook
+// whose version is newer than the one it holds. (501: a driver that reads versions 500 at a
+// time must not lose the last.)
+func testClaimVersions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := createAccount(t, s, "versions@acme.test")
+	want := map[int64]int64{}
+	var ws []store.Webhook
+	for range 501 {
+		w := createWebhook(t, s, a.ID, "message-send")
+		ws = append(ws, w)
+		want[w.ID] = w.Version
+	}
+	for _, n := range []int{0, 250, 500, 500} {
+		w := must(s.UpdateWebhook(ctx, a.ID, ws[n].ID, func(x *store.Webhook) error { x.URL += "x"; return nil }))
+		want[w.ID] = w.Version
+	}
+	if want[ws[500].ID] != ws[500].Version+2 {
+		t.Fatalf("webhook updated twice has version %d, created with %d", want[ws[500].ID], ws[500].Version)
+	}
+	if r := publish(t, s, newEvent(a.ID, "message-send", t0)); r[0].Err != nil || r[0].Deliveries != len(ws) {
+		t.Fatalf("publish = %+v", r[0])
+	}
+	jobs := claim(t, s, "node", t0, 1000)
+	if len(jobs) != len(ws) {
+		t.Fatalf("claimed %d jobs, want %d", len(jobs), len(ws))
+	}
+	for _, j := range jobs {
+		if j.WebhookVersion != want[j.WebhookID] {
+			t.Fatalf("job for webhook %d has version %d, want %d", j.WebhookID, j.WebhookVersion, want[j.WebhookID])
+		}
 	}
 }
 
