@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,7 +179,8 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		msqlite.Fdatasync(true)
 	})
 	wdb, err := openDB(path, 1, url.Values{"_txlock": {"immediate"}},
-		"journal_mode(WAL)", "synchronous("+sync+")", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)")
+		"journal_mode(WAL)", "synchronous("+sync+")", "busy_timeout(10000)", "foreign_keys(OFF)", "temp_store(MEMORY)",
+		"wal_autocheckpoint("+strconv.Itoa(walPages)+")")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -304,14 +306,25 @@ func (s *Store) Close() error {
 	return errors.Join(s.rdb.Close(), s.cdb.Close(), s.wdb.Close())
 }
 
-// checkpointEvery is the shortest time between two of the checkpointer's checkpoints.
-const checkpointEvery = 20 * time.Millisecond
+// checkpointEvery is the shortest time between two of the checkpointer's checkpoints. Each
+// checkpoint syncs the WAL and the database file: at 20 ms they were a third of a throughput
+// run's syncs (1,402 fdatasync calls against 954 at 100 ms), and every sync costs the machine
+// CPU beside its wait (BENCHMARKS.md, fifteenth session).
+const checkpointEvery = 100 * time.Millisecond
+
+// walPages is the WAL's size in pages at which the writer checkpoints inside its commit
+// (SQLite's automatic checkpoint; its default is 1,000). Between checkpoints 100 ms apart more
+// pages pile up than 20 ms apart, and the writer would do more of the checkpointer's work: the
+// publish scenario ran at 57,000 – 81,000 events/s at 100 ms with 1,000 pages, 71,000 – 75,000
+// with 4,000 (16 MB), and 61,000 – 77,000 at 20 ms with 1,000 (three to six rounds each).
+const walPages = 4000
 
 // checkpointer copies committed WAL frames into the database file on its own connection, at
 // most every checkpointEvery while the writer commits. Otherwise the writer would do it inside
-// every commit that takes the WAL past 1,000 pages (SQLite's automatic checkpoint, 8% of the
-// writer's time when publishing). The automatic checkpoint stays as the bound on the WAL's
-// size: when it runs, the checkpointer has already copied all but the last few commits.
+// every commit that takes the WAL past walPages (SQLite's automatic checkpoint, 8% of the
+// writer's time when publishing at its default 1,000 pages). The automatic checkpoint stays as
+// the bound on the WAL's size: when it runs, the checkpointer has already copied all but the
+// last few commits.
 func (s *Store) checkpointer(logger *slog.Logger) {
 	defer close(s.ckptDone)
 	for {

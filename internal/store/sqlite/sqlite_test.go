@@ -186,7 +186,7 @@ func TestDeliveryIDsNeverRepeat(t *testing.T) {
 }
 
 // TestCheckpointer: what commits append to the WAL reaches the database file without the
-// writer's automatic checkpoint (which waits for 1,000 pages; these commits write fewer).
+// writer's automatic checkpoint (which waits for 4,000 pages; these commits write fewer).
 func TestCheckpointer(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -201,7 +201,7 @@ func TestCheckpointer(t *testing.T) {
 		}
 		return fi.Size()
 	}
-	time.Sleep(100 * time.Millisecond) // the set-up's own commits are copied
+	time.Sleep(300 * time.Millisecond) // the set-up's own commits are copied
 	before := size()
 	body := []byte(`{"text":"` + strings.Repeat("x", 1000) + `"}`)
 	for i := range 10 {
