@@ -18,6 +18,9 @@ const (
 	BenchWebhooks = 2
 )
 
+// benchBody is the body of the benchmarks' events: an SMS message sent.
+var benchBody = []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
+
 // benchSetup creates an account with BenchWebhooks webhooks for one event type. publish stores
 // one batch; with owner set, its deliveries are leased to owner, as the engine takes them.
 func benchSetup(b *testing.B, s store.Store) (publish func(at time.Time)) {
@@ -31,14 +34,13 @@ func benchSetupLeased(b *testing.B, s store.Store, owner string) (publish func(a
 	for range BenchWebhooks {
 		benchWebhook(b, s, a.ID, "message-send")
 	}
-	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
 	prefix := fmt.Sprintf("bench-%d-", time.Now().UnixNano())
 	seq := 0
 	events := make([]store.NewEvent, BenchEvents)
 	return func(at time.Time) {
 		for i := range events {
 			seq++
-			events[i] = store.NewEvent{ID: prefix + fmt.Sprint(seq), AccountID: a.ID, Type: "message-send", Body: body, CreatedAt: at}
+			events[i] = store.NewEvent{ID: prefix + fmt.Sprint(seq), AccountID: a.ID, Type: "message-send", Body: benchBody, CreatedAt: at}
 		}
 		p := store.PublishParams{Events: events, IdempotencySince: at.Add(-24 * time.Hour)}
 		if owner != "" {
@@ -121,7 +123,6 @@ func BenchClaimSpread(b *testing.B, s store.Store) {
 			benchWebhook(b, s, ids[i], "message-send")
 		}
 	}
-	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
 	events := make([]store.NewEvent, accounts)
 	outcomes := make([]store.Outcome, 0, accounts*perAccount)
 	seq, n := 0, 0
@@ -129,7 +130,7 @@ func BenchClaimSpread(b *testing.B, s store.Store) {
 		b.StopTimer()
 		for i := range events {
 			seq++
-			events[i] = store.NewEvent{ID: fmt.Sprintf("spread-%d-%d", t0.UnixNano(), seq), AccountID: ids[i], Type: "message-send", Body: body, CreatedAt: t0}
+			events[i] = store.NewEvent{ID: fmt.Sprintf("spread-%d-%d", t0.UnixNano(), seq), AccountID: ids[i], Type: "message-send", Body: benchBody, CreatedAt: t0}
 		}
 		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)}); err != nil {
 			b.Fatal(err)
@@ -288,13 +289,12 @@ func BenchEventBodies(b *testing.B, s store.Store) {
 	ctx := context.Background()
 	a := benchAccount(b, s)
 	benchWebhook(b, s, a.ID, "message-send")
-	body := []byte(`{"messageId":123456,"destinationNumber":"+15555550100","message":"Your code is 4242","tags":{"campaign":"bench"}}`)
 	const perCall = 500
 	ids := make([]string, 0, 50_000)
 	for batch := range cap(ids) / BenchEvents {
 		events := make([]store.NewEvent, BenchEvents)
 		for i := range events {
-			events[i] = store.NewEvent{ID: fmt.Sprintf("bodies-%d-%d-%d", t0.UnixNano(), batch, i), AccountID: a.ID, Type: "message-send", Body: body, CreatedAt: t0}
+			events[i] = store.NewEvent{ID: fmt.Sprintf("bodies-%d-%d-%d", t0.UnixNano(), batch, i), AccountID: a.ID, Type: "message-send", Body: benchBody, CreatedAt: t0}
 			ids = append(ids, events[i].ID)
 		}
 		if _, err := s.Publish(ctx, store.PublishParams{Events: events, IdempotencySince: t0.Add(-24 * time.Hour)}); err != nil {
@@ -309,7 +309,7 @@ func BenchEventBodies(b *testing.B, s store.Store) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(bodies) != perCall || string(bodies[chunk[0]]) != string(body) {
+		if len(bodies) != perCall || string(bodies[chunk[0]]) != string(benchBody) {
 			b.Fatalf("read %d bodies, want %d with the published body", len(bodies), perCall)
 		}
 		n += perCall
