@@ -162,7 +162,8 @@ func runOnce(ctx context.Context, o Options, progressOut io.Writer) (rep *Report
 		runErr = r.nodesScenario(ctx)
 	}
 	r.endProfile()
-	_, r.rep.PeakRSSBytes = usage()
+	r.peakRSS()
+	r.rep.PeakRSSBytes = r.peakSeen
 	if o.MemProfile != "" {
 		if err := writeAllocs(o.MemProfile); err != nil {
 			return nil, fmt.Errorf("--memprofile: %w", err)
@@ -192,6 +193,11 @@ func runOnce(ctx context.Context, o Options, progressOut io.Writer) (rep *Report
 	}
 	r.targets()
 	r.rep.Notes = append(r.rep.Notes, "receivers and publishers run in the bench's process: CPU and RSS figures include them")
+	if r.rssPerRun {
+		r.rep.Notes = append(r.rep.Notes, "each run's peak RSS is its own: the kernel's high-water mark, reset at the run's start once the Go heap's free memory is given back")
+	} else if len(r.rep.Runs) > 1 || r.o.Rounds > 1 {
+		r.rep.Notes = append(r.rep.Notes, "peak RSS is the process's so far (ru_maxrss; it cannot be reset here): a run after a larger one shows that one's peak")
+	}
 	switch {
 	case r.rep.BaselineBefore != nil && r.rep.Baseline != nil:
 		r.rep.Notes = append(r.rep.Notes, "the baseline runs before and after the pipeline, on the same receivers, bodies and secrets; the ratio is taken of their mean")
@@ -278,8 +284,12 @@ type runner struct {
 	prog        *progress
 	rep         *Report
 	stopProfile func()
-	baseRun     *run // the run the baseline replays
-	engine      engineAttempts
+	// rssPerRun: each run's peak RSS is its own (resetPeakRSS worked); peakSeen is the largest
+	// peak read so far.
+	rssPerRun bool
+	peakSeen  int64
+	baseRun   *run // the run the baseline replays
+	engine    engineAttempts
 	// baselineBefore ran before baseRun's pipeline measured (throughput only).
 	baselineBefore *BaselineReport
 	mainRate       float64 // deliveries/s the baseline ratio is taken of
@@ -359,6 +369,7 @@ func (r *runner) newRun(ctx context.Context, name string, nodes, webhooks, accou
 		cfg.DataDir = ru.dir
 	}
 	r.prog.note("[%s] starting %d node(s), %s webhooks on %s accounts", name, nodes, count(int64(webhooks)), count(int64(lay.accounts)))
+	r.rssPerRun = resetPeakRSS()
 	po := o
 	po.Nodes = nodes
 	if ru.p, err = startPipeline(ctx, po, cfg, r.logs); err != nil {
@@ -406,6 +417,14 @@ func (r *runner) newRun(ctx context.Context, name string, nodes, webhooks, accou
 	r.rc.cur.Store(ru.tg)
 	ru.started = time.Now()
 	return ru, nil
+}
+
+// peakRSS is the process's peak RSS since the current run began (see resetPeakRSS); the
+// runner keeps the largest it reads for the invocation's own peak.
+func (r *runner) peakRSS() int64 {
+	rss := peakRSS()
+	r.peakSeen = max(r.peakSeen, rss)
+	return rss
 }
 
 // stop stops the run's pipeline after letting go of any request the receivers hold.
@@ -532,7 +551,7 @@ func (m mark) since(m0 mark) measured {
 func (r *runner) report(ru *run, pb *publisher, lo, hi int, rate float64, m measured) RunReport {
 	t := ru.t
 	s := t.collect(lo, hi, true)
-	_, rss := usage()
+	rss := r.peakRSS()
 	rep := RunReport{
 		Name: ru.name, Webhooks: ru.lay.webhooks(), Accounts: ru.lay.accounts, Fanout: ru.lay.fanout, Nodes: ru.nodes,
 		Events: hi - lo, Deliveries: s.pairs, OfferedRate: rate,
@@ -851,7 +870,8 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 	if err := r.publish(ctx, pb, n0, n0+nb, 0); err != nil {
 		return r.failed("backlog: receivers down", err)
 	}
-	cpu1, rss := usage()
+	cpu1, _ := usage()
+	rss := r.peakRSS()
 	b.Pending = int64(nb)*f - t.delivered[1].Load()
 	b.AccumulateSeconds = time.Duration(pb.lastAnswr.Load() - pb.firstSent.Load()).Seconds()
 	if b.AccumulateSeconds > 0 {
@@ -931,7 +951,7 @@ func (r *runner) backlogScenario(ctx context.Context) error {
 	if b.NormalDeliveriesPerSec > 0 {
 		b.DrainRatio = b.DrainDeliveriesPerSec / b.NormalDeliveriesPerSec
 	}
-	_, b.PeakRSSBytes = usage()
+	b.PeakRSSBytes = r.peakRSS()
 
 	down := r.report(ru, pbDown, n0, n0+nb, 0, measured{cpu: downCPU + (cpu1 - cpu0), storeBytes: storeBytes})
 	down.Name = "backlog: receivers down, then drain"

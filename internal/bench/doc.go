@@ -28,8 +28,10 @@
 //   - attempts per delivery: requests the receivers got ÷ deliveries;
 //   - CPU seconds per 1,000 deliveries: getrusage(RUSAGE_SELF) user+sys over the measured
 //     phase. Receivers and publishers run in the same process and are included;
-//   - peak RSS: ru_maxrss of the process (also includes receivers and publishers; the report
-//     gives the size of the bench's own bookkeeping arrays);
+//   - peak RSS: the run's own on Linux (the kernel's high-water mark, reset at the run's start
+//     once the Go heap's free memory is given back), else ru_maxrss, the process's so far; it
+//     includes receivers and publishers (the report gives the size of the bench's own
+//     bookkeeping arrays);
 //   - store size: the files in the data directory, or pg_database_size on PostgreSQL.
 //
 // # Checks

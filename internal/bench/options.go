@@ -261,13 +261,14 @@ in turn. --webhooks must be a multiple of --fanout, and an account holds at most
 Figures: publish rate (events accepted/s); end to end (first publish sent → last first-200);
 latency (publish request sent → first 200, per delivery); attempts per delivery (requests at
 receivers ÷ deliveries); CPU s per 1,000 deliveries (getrusage self, user+sys, measured phase);
-peak RSS (ru_maxrss); store size. Receivers and publishers share the process: CPU and RSS
-include them. Store writer (embedded store): share of the phase it was busy, writes per commit,
-share of its time committing; store commits: how many took over 10 ms, and the slowest one's
-range. Machine CPU (Linux, /proc/stat): cores busy over every process,
-PostgreSQL's included, and the share stolen by the hypervisor. After the checks, the engines'
-own count of attempts over all runs, with those that got no response (transport errors,
-timeouts), which never reach a receiver's count, and of deferrals to a later time.
+peak RSS (the run's own on Linux; elsewhere ru_maxrss, the process's so far); store size.
+Receivers and publishers share the process: CPU and RSS include them. Store writer (embedded
+store): share of the phase it was busy, writes per commit, share of its time committing; store
+commits: how many took over 10 ms, and the slowest one's range. Machine CPU (Linux,
+/proc/stat): cores busy over every process, PostgreSQL's included, and the share stolen by the
+hypervisor. After the checks, the engines' own count of attempts over all runs, with those that
+got no response (transport errors, timeouts), which never reach a receiver's count, and of
+deferrals to a later time.
 
 Flags (a scenario's defaults apply to the flags not given):
 `

@@ -35,7 +35,7 @@ type Report struct {
 	Targets []Target `json:"targets"`
 	// Rounds are the rounds' own reports, with --rounds above 1 (then Runs is empty).
 	Rounds []*Report `json:"rounds,omitempty"`
-	// PeakRSSBytes is the process's ru_maxrss at the end of the pipeline runs (baseline excluded).
+	// PeakRSSBytes is the largest peak RSS of the pipeline runs (baseline excluded).
 	PeakRSSBytes int64    `json:"peakRssBytes"`
 	Checks       Checks   `json:"checks"`
 	Notes        []string `json:"notes"`
