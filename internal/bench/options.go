@@ -34,7 +34,7 @@ type Options struct {
 	FailRate  float64       `json:"failRate"`  // probability a receiver answers 500
 	Latency   time.Duration `json:"latencyNs"` // added to every receiver answer
 	Payload   int           `json:"payload"`   // approximate size of an event's data in bytes
-	Receivers int           `json:"receivers"` // receiver servers (0 = one per webhook, at most 16)
+	Receivers int           `json:"receivers"` // receiver servers (0 = one per webhook, at most 16; scale: the small runs' webhooks)
 
 	Nodes       int    `json:"nodes"` // 0 = scenario default: 1; nodes 3
 	DatabaseURL string `json:"-"`
@@ -242,9 +242,9 @@ Scenarios (--scenario; each sets up what its target needs and reports what it is
               times out (delivery timeout 500ms); control again. Both extra webhooks get every
               event of the first (account, event type). Judged by the others' deliveries/s
               (≥ 0.9 × the mean of the controls').
-  scale       three fresh runs, same events and fan-out (5): 10 webhooks, then --webhooks
-              (10,000) across --accounts (1,000), then 10 webhooks again. Judged by the
-              large run's deliveries/s (≥ 0.8 × the mean of the small runs').
+  scale       three fresh runs, same events, fan-out (5) and receivers (10): 10 webhooks,
+              then --webhooks (10,000) across --accounts (1,000), then 10 webhooks again.
+              Judged by the large run's deliveries/s (≥ 0.8 × the mean of the small runs').
   nodes       PostgreSQL only (--database-url): three fresh runs of the throughput
               scenario on the same database: one node, then --nodes (3) nodes, then one
               node again. Judged by one node's deliveries/s (≥ 5,000, the mean of its two
@@ -319,7 +319,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.Float64Var(&o.FailRate, "fail-rate", 0, "probability (0-1) that a receiver answers 500; never on the last attempt the retry schedule allows")
 	fs.DurationVar(&o.Latency, "latency", 0, "added to every receiver answer (e.g. 5ms)")
 	fs.IntVar(&o.Payload, "payload", 256, "approximate size of an event's data in bytes (padded with an extra field)")
-	fs.IntVar(&o.Receivers, "receivers", 0, "receiver servers, webhooks spread over them (0 = one per webhook, at most 16)")
+	fs.IntVar(&o.Receivers, "receivers", 0, "receiver servers, webhooks spread over them (0 = one per webhook, at most 16; scale: as many as the small runs' webhooks)")
 	fs.IntVar(&o.Nodes, "nodes", 0, "hookrelay servers in this process, on the same --database-url (0 = scenario default: 1; nodes 3)")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "postgres://… to run on PostgreSQL (use an empty database); empty = embedded store")
 	fs.StringVar(&o.DataDir, "data-dir", "", "embedded store directory, kept afterwards; must be empty or absent (default: a temp dir, removed)")
