@@ -288,6 +288,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.log.Info("delivery engine stopping", "released", released, "in_flight", inflight)
 
 	e.attempts.Wait()
+	// Its connections end with it, not when they time out: keep-alive connections left idle
+	// hold their goroutines and buffers here, and a connection at each receiver, for 90 s.
+	e.client.CloseIdleConnections()
 	close(e.work) // the workers end
 	stopSlots()   // after the last attempt, so its grant is settled
 	sharedWG.Wait()

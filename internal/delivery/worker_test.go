@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -52,6 +53,67 @@ func TestWorkers(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("a worker is still running 5s after Run returned:\n%s", stacks)
+		}
+	}
+}
+
+// TestRunClosesIdleConnections: when Run returns, the engine's connections to receivers are
+// closed, not left open until they time out (90 s): a process that starts engines one after
+// another (the bench's runs) kept every earlier engine's connections, and their goroutines
+// and buffers, to receivers that outlived them.
+func TestRunClosesIdleConnections(t *testing.T) {
+	var mu sync.Mutex
+	open, opened, answered := 0, 0, 0
+	receiver := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		mu.Lock()
+		answered++
+		mu.Unlock()
+	}))
+	receiver.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open++
+			opened++
+		case http.StateClosed, http.StateHijacked:
+			open--
+		}
+	}
+	receiver.Start()
+	t.Cleanup(receiver.Close)
+	// counts returns the connections open and opened, and the requests answered.
+	counts := func() (int, int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return open, opened, answered
+	}
+
+	st := openStore(t)
+	publishEvents(t, st, createWebhook(t, st, receiver.URL), 200)
+	e := New(Config{Store: st, Owner: "idle", AllowPrivate: true, Concurrency: 8, WebhookConcurrency: 8,
+		PollInterval: 10 * time.Millisecond})
+	stop := runEngine(t, e)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, n := counts(); n == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, _, n := counts()
+			t.Fatalf("%d of 200 deliveries received in 30s", n)
+		}
+	}
+	if n, _, _ := counts(); n == 0 {
+		t.Fatal("no connection open to the receiver after the deliveries: nothing to check")
+	}
+	stop()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n, all, _ := counts()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the engine's %d connections still open 5s after Run returned", n, all)
 		}
 	}
 }
