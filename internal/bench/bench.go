@@ -137,18 +137,12 @@ func runOnce(ctx context.Context, o Options, progressOut io.Writer) (rep *Report
 	r.prog = newProgress(progressOut)
 	defer r.prog.close()
 
-	if o.CPUProfile != "" {
-		f, err := os.Create(o.CPUProfile)
-		if err != nil {
-			return nil, fmt.Errorf("--cpuprofile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("--cpuprofile: %w", err)
-		}
-		r.stopProfile = func() {
-			pprof.StopCPUProfile()
-			f.Close()
+	if o.CPUProfile != "" && (o.Scenario == "publish" || o.Scenario == "backlog") {
+		// Their phases are not runs of their own: one profile, from here (the publish
+		// scenario ends it when the publishing ends). The others profile each run's measured
+		// phase (measure).
+		if err := r.startProfile(o.CPUProfile); err != nil {
+			return nil, err
 		}
 		defer r.endProfile()
 	}
@@ -318,6 +312,34 @@ func writeAllocs(path string) error {
 		return err
 	}
 	return errors.Join(pprof.Lookup("allocs").WriteTo(f, 0), f.Close())
+}
+
+// startProfile starts a CPU profile into path, which endProfile ends.
+func (r *runner) startProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	r.stopProfile = func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+	return nil
+}
+
+// profilePath is where the CPU profile of the run named name goes: --cpuprofile itself for the
+// scenarios of one run, else the run's name added to it (cpu.prof → cpu-large.prof).
+func (r *runner) profilePath(name string) string {
+	p := r.o.CPUProfile
+	if r.o.Scenario == "throughput" || r.o.Scenario == "latency" {
+		return p
+	}
+	ext := filepath.Ext(p)
+	return strings.TrimSuffix(p, ext) + "-" + name + ext
 }
 
 func (r *runner) endProfile() {
@@ -626,12 +648,20 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 	want := int64(n) * int64(ru.lay.fanout)
 	pb := r.publisher(ru)
 	r.prog.set(rateLine("["+ru.name+"]", pb.accepted.Load, int64(n), ru.t.total.Load, want))
+	if r.o.CPUProfile != "" {
+		// The run's measured phase alone: not its set-up (creating 10,000 webhooks through the
+		// API took a fifth of a profile of the scale scenario's large run), nor a baseline.
+		if err := r.startProfile(r.profilePath(ru.name)); err != nil {
+			return RunReport{}, errors.Join(err, ru.stop())
+		}
+	}
 	m0 := ru.mark()
 	err := r.publish(ctx, pb, 0, n, rate)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, want)
 	}
 	m := ru.mark().since(m0)
+	r.endProfile()
 	r.prog.set(nil)
 	m.storeBytes = r.storeSize(ctx, ru)
 	err = errors.Join(r.failed(ru.name, err), ru.stop())
@@ -656,9 +686,8 @@ func (r *runner) simpleScenario(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.Baseline && o.Rate == 0 && o.CPUProfile == "" {
-		// The pipeline is up but idle; the receivers serve the baseline's target meanwhile. Not
-		// with --cpuprofile, whose profile starts before the scenario and leaves the baseline out.
+	if o.Baseline && o.Rate == 0 {
+		// The pipeline is up but idle; the receivers serve the baseline's target meanwhile.
 		r.baselineBefore, err = r.baseline(ctx, ru, baselineBefore)
 		r.rc.cur.Store(ru.tg)
 		if err != nil {

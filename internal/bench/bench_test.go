@@ -199,16 +199,20 @@ func TestScenariosRunSmall(t *testing.T) {
 		t.Skip("short")
 	}
 	for _, o := range []Options{
-		{Scenario: "latency", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
+		{Scenario: "latency", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false, CPUProfile: "cpu.prof"},
 		{Scenario: "publish", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, Baseline: false, MemProfile: "allocs.prof"},
 		{Scenario: "backlog", Events: 200, Webhooks: 2, Fanout: 2, Rate: 2000, Baseline: false},
 		{Scenario: "fairness", Events: 200, Webhooks: 2, Fanout: 2, Rate: 0, DeliveryTimeout: time.Second, Baseline: false},
-		{Scenario: "scale", Events: 200, Webhooks: 20, Accounts: 2, Fanout: 5, Rate: 0, Baseline: false},
+		{Scenario: "scale", Events: 200, Webhooks: 20, Accounts: 2, Fanout: 5, Rate: 0, Baseline: false, CPUProfile: "cpu.prof"},
 	} {
 		t.Run(o.Scenario, func(t *testing.T) {
 			o.Timeout = time.Minute
+			dir := t.TempDir()
 			if o.MemProfile != "" {
-				o.MemProfile = filepath.Join(t.TempDir(), o.MemProfile)
+				o.MemProfile = filepath.Join(dir, o.MemProfile)
+			}
+			if o.CPUProfile != "" {
+				o.CPUProfile = filepath.Join(dir, o.CPUProfile)
 			}
 			rep, err := runBench(t, o)
 			if err != nil {
@@ -237,6 +241,16 @@ func TestScenariosRunSmall(t *testing.T) {
 					s.SmallAfterDeliveriesPerSec <= 0 || s.Ratio != s.LargeDeliveriesPerSec/((s.SmallDeliveriesPerSec+s.SmallAfterDeliveriesPerSec)/2) {
 					t.Errorf("scale = %+v", s)
 				}
+				// A CPU profile of each run's measured phase, named after the run.
+				profiles, _ := filepath.Glob(filepath.Join(dir, "*.prof"))
+				for k, name := range []string{"cpu-large.prof", "cpu-small-after.prof", "cpu-small.prof"} {
+					if len(profiles) != 3 || filepath.Base(profiles[k]) != name {
+						t.Fatalf("CPU profiles %q; want cpu-large.prof, cpu-small-after.prof and cpu-small.prof", profiles)
+					}
+					if fi, err := os.Stat(profiles[k]); err != nil || fi.Size() == 0 {
+						t.Errorf("%s: %v, %v", name, fi, err)
+					}
+				}
 			case "publish":
 				if fi, err := os.Stat(o.MemProfile); err != nil || fi.Size() == 0 {
 					t.Errorf("--memprofile: %v", err)
@@ -249,6 +263,9 @@ func TestScenariosRunSmall(t *testing.T) {
 			case "latency":
 				if rep.Runs[0].OfferedRate != 2000 || rep.Runs[0].Deliveries != 400 {
 					t.Errorf("latency run = %+v", rep.Runs[0])
+				}
+				if fi, err := os.Stat(o.CPUProfile); err != nil || fi.Size() == 0 {
+					t.Errorf("--cpuprofile of the one run: %v", err)
 				}
 			}
 		})

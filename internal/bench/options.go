@@ -218,7 +218,7 @@ signature and the published body, and reports. Then, on the same receivers, it r
 baseline: the same signed POSTs sent straight from memory (no store, no queue), and reports
 the pipeline's throughput as a ratio of it. The throughput scenario runs the baseline before
 the pipeline too and takes the ratio of their mean, so that a machine's drift during the run
-counts less (not with --cpuprofile). It exits non-zero if any check fails.
+counts less. It exits non-zero if any check fails.
 
 Scenarios (--scenario; each sets up what its target needs and reports what it is judged by):
   throughput  --events (50,000) as fast as possible, fan-out 2. Judged by deliveries/s
@@ -330,7 +330,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.IntVar(&o.BaselineWorkers, "baseline-workers", 0, "goroutines of the baseline (0 = 32; with --latency, the engine's concurrency: 64 per webhook, at most 512)")
 	fs.IntVar(&o.BaselineMax, "baseline-max", 200_000, "most deliveries the baseline sends")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for a run's deliveries; a run also stops after a minute without progress")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the pipeline runs (not the baseline) to this file")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each run's measured phase (not its set-up, not the baseline) to this file; a scenario of several runs writes one per run, named after it (cpu-large.prof); publish: the publishing; backlog: the whole scenario")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile (go tool pprof -sample_index=alloc_space) to this file after the pipeline runs")
 	fs.IntVar(&o.Rounds, "rounds", 1, "run the scenario this many times and judge its targets on the medians (1-100)")
 	fs.BoolVar(&o.JSON, "json", false, "print one JSON object instead of the table")

@@ -10,7 +10,7 @@ import (
 // resetPeakRSS starts a new measurement of the process's peak RSS: the Go heap's free memory is
 // given back to the system (debug.FreeOSMemory), then the kernel's high-water mark is reset to
 // the resident size now (writing 5 to /proc/self/clear_refs, Linux 4.0 and later). What earlier
-// runs left resident outside the Go heap (SQLite's allocations among them) still counts.
+// runs left resident outside the Go heap still counts.
 // ru_maxrss cannot be reset: it is the peak of the whole process, so with several runs in one
 // invocation (rounds, the scale and fairness scenarios) every run after the largest reported
 // that run's peak. It reports false where the mark cannot be reset; peakRSS is then the
