@@ -63,12 +63,8 @@ func TestWorkers(t *testing.T) {
 // and buffers, to receivers that outlived them.
 func TestRunClosesIdleConnections(t *testing.T) {
 	var mu sync.Mutex
-	open, opened, answered := 0, 0, 0
-	receiver := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		mu.Lock()
-		answered++
-		mu.Unlock()
-	}))
+	open, opened := 0, 0
+	receiver := unstartedHoldingReceiver(func(int) time.Duration { return 0 }, nil)
 	receiver.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -82,11 +78,11 @@ func TestRunClosesIdleConnections(t *testing.T) {
 	}
 	receiver.Start()
 	t.Cleanup(receiver.Close)
-	// counts returns the connections open and opened, and the requests answered.
-	counts := func() (int, int, int) {
+	// conns returns the connections open and opened.
+	conns := func() (int, int) {
 		mu.Lock()
 		defer mu.Unlock()
-		return open, opened, answered
+		return open, opened
 	}
 
 	st := openStore(t)
@@ -94,21 +90,13 @@ func TestRunClosesIdleConnections(t *testing.T) {
 	e := New(Config{Store: st, Owner: "idle", AllowPrivate: true, Concurrency: 8, WebhookConcurrency: 8,
 		PollInterval: 10 * time.Millisecond})
 	stop := runEngine(t, e)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, _, n := counts(); n == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			_, _, n := counts()
-			t.Fatalf("%d of 200 deliveries received in 30s", n)
-		}
-	}
-	if n, _, _ := counts(); n == 0 {
+	receiver.waitAnswered(t, 200, 30*time.Second)
+	if n, _ := conns(); n == 0 {
 		t.Fatal("no connection open to the receiver after the deliveries: nothing to check")
 	}
 	stop()
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		n, all, _ := counts()
+		n, all := conns()
 		if n == 0 {
 			break
 		}
@@ -131,8 +119,17 @@ type holdingReceiver struct {
 // hears of each request as it arrives, under mu: how many are held with it and how many were
 // answered before it.
 func newHoldingReceiver(t *testing.T, answer func(inFlight int) time.Duration, arrived func(inFlight, answered int)) *holdingReceiver {
+	rc := unstartedHoldingReceiver(answer, arrived)
+	rc.Start()
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+// unstartedHoldingReceiver is newHoldingReceiver's receiver before it starts, for a test that
+// sets its server's Config first; the test starts and closes it.
+func unstartedHoldingReceiver(answer func(inFlight int) time.Duration, arrived func(inFlight, answered int)) *holdingReceiver {
 	rc := &holdingReceiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	rc.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc.mu.Lock()
 		rc.inFlight++
 		n := rc.inFlight
@@ -146,7 +143,6 @@ func newHoldingReceiver(t *testing.T, answer func(inFlight int) time.Duration, a
 		rc.answered++
 		rc.mu.Unlock()
 	}))
-	t.Cleanup(rc.Close)
 	return rc
 }
 
