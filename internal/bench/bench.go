@@ -163,8 +163,7 @@ func runOnce(ctx context.Context, o Options, progressOut io.Writer) (rep *Report
 		runErr = r.nodesScenario(ctx)
 	}
 	r.endProfile()
-	r.peakRSS()
-	r.rep.PeakRSSBytes = r.peakSeen
+	r.rep.PeakRSSBytes = max(r.peakSeen, peakRSS())
 	if o.MemProfile != "" {
 		if err := writeAllocs(o.MemProfile); err != nil {
 			return nil, fmt.Errorf("--memprofile: %w", err)
