@@ -37,11 +37,13 @@ var bodyBuffers = sync.Pool{New: func() any { return new([MaxResponseBody]byte) 
 const drainLimit = 64 << 10
 
 // newTransport returns the HTTP transport of deliveries: keep-alive connections per
-// destination, no proxy from the environment, and, unless private destinations are allowed, no
-// connection to loopback, private or link-local addresses, checked on the address actually
-// dialled (so DNS cannot smuggle one in). Requests go straight to its RoundTrip, which follows
+// destination, up to maxConns (the engine's Concurrency) kept open to each, for webhooks of
+// many accounts may share a host and a connection closed after an answer costs a new one (a
+// TLS handshake included) for the next request; no proxy from the environment; and, unless
+// private destinations are allowed, no connection to loopback, private or link-local
+// addresses, checked on the address actually dialled (so DNS cannot smuggle one in). Requests go straight to its RoundTrip, which follows
 // no redirects; an http.Client would add nothing but a copy of every request's headers.
-func newTransport(timeout time.Duration, allowPrivate bool, maxConnsPerHost int) *http.Transport {
+func newTransport(timeout time.Duration, allowPrivate bool, maxConns int) *http.Transport {
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
 		dialer.Control = ssrf.New(ssrf.WithAnyPort()).Safe
@@ -50,8 +52,8 @@ func newTransport(timeout time.Duration, allowPrivate bool, maxConnsPerHost int)
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   maxConnsPerHost,
+		MaxIdleConns:          max(4096, maxConns),
+		MaxIdleConnsPerHost:   maxConns,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   timeout,
 		ExpectContinueTimeout: time.Second,

@@ -220,7 +220,7 @@ func New(cfg Config) *Engine {
 		st:       cfg.Store,
 		log:      cfg.Logger,
 		m:        cfg.Metrics,
-		client:   newTransport(cfg.Timeout, cfg.AllowPrivate, cfg.WebhookConcurrency),
+		client:   newTransport(cfg.Timeout, cfg.AllowPrivate, cfg.Concurrency),
 		policy:   policy{schedule: cfg.RetrySchedule, jitter: defaultJitter},
 		epoch:    time.Now(),
 		notify:   make(chan struct{}, 1),
