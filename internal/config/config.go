@@ -27,6 +27,8 @@ type Config struct {
 	AdminKey                 string
 	RetrySchedule            []time.Duration
 	DeliveryTimeout          time.Duration
+	MaxInFlight              int
+	MaxInFlightPerWebhook    int
 	AllowPrivateDestinations bool
 	SMTPURL                  string
 	AlertFrom                string
@@ -75,12 +77,9 @@ var Settings = []Setting{
 		}},
 	{Flag: "db-max-conns", Env: "HOOKRELAY_DB_MAX_CONNS", Default: "16", Usage: "PostgreSQL connections per node at most (the URL's pool_max_conns is overridden by this)",
 		apply: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 1000 {
-				return errors.New("must be an integer from 1 to 1000")
-			}
+			n, err := intIn(v, 1, 1000)
 			c.DBMaxConns = n
-			return nil
+			return err
 		}},
 	{Flag: "admin-key", Env: "HOOKRELAY_ADMIN_KEY", Default: "", Usage: "platform key; if unset, one is generated on first start and written to <data-dir>/admin.key",
 		apply: func(c *Config, v string) error {
@@ -116,6 +115,18 @@ var Settings = []Setting{
 			}
 			c.DeliveryTimeout = d
 			return nil
+		}},
+	{Flag: "max-in-flight", Env: "HOOKRELAY_MAX_IN_FLIGHT", Default: "512", Usage: "delivery attempts in flight at once on this node, across all webhooks, at most",
+		apply: func(c *Config, v string) error {
+			n, err := intIn(v, 1, maxInFlight)
+			c.MaxInFlight = n
+			return err
+		}},
+	{Flag: "max-in-flight-per-webhook", Env: "HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK", Default: "64", Usage: "delivery attempts in flight at once to one webhook on this node, at most (and never more than --max-in-flight)",
+		apply: func(c *Config, v string) error {
+			n, err := intIn(v, 1, maxInFlight)
+			c.MaxInFlightPerWebhook = n
+			return err
 		}},
 	{Flag: "allow-private-destinations", Env: "HOOKRELAY_ALLOW_PRIVATE_DESTINATIONS", Default: "false", bool: true,
 		Usage: "allow webhook URLs that resolve to loopback/private/link-local addresses (development and tests)",
@@ -193,6 +204,19 @@ var Settings = []Setting{
 			c.LogFormat = v
 			return nil
 		}},
+}
+
+// maxInFlight bounds the in-flight settings: each attempt holds a connection, so beyond this
+// a node runs out of file descriptors or ports before it gains anything.
+const maxInFlight = 65536
+
+// intIn parses v as an integer from lo to hi.
+func intIn(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("must be an integer from %d to %d", lo, hi)
+	}
+	return n, nil
 }
 
 // ParseDuration is time.ParseDuration that also takes whole days ("30d").

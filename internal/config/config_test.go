@@ -28,7 +28,7 @@ func TestDefaults(t *testing.T) {
 		len(c.RetrySchedule) != 2 || c.RetrySchedule[0] != 30*time.Second || c.RetrySchedule[1] != 5*time.Minute ||
 		c.DeliveryTimeout != 15*time.Second || c.AllowPrivateDestinations || c.SMTPURL != "" ||
 		c.AlertFrom != "hookrelay@localhost" || c.AlertInterval != time.Hour || c.Retention != 30*24*time.Hour ||
-		c.DisableAfter != 5*24*time.Hour {
+		c.DisableAfter != 5*24*time.Hour || c.DBMaxConns != 16 || c.MaxInFlight != 512 || c.MaxInFlightPerWebhook != 64 {
 		t.Fatalf("defaults = %+v", c)
 	}
 	if d := Default(); d.Addr != c.Addr || d.Retention != c.Retention {
@@ -51,6 +51,10 @@ func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
 	}
 	if !c.AllowPrivateDestinations || len(c.RetrySchedule) != 3 || c.RetrySchedule[2] != 3*time.Second || c.Retention != 48*time.Hour {
 		t.Fatalf("got %+v", c)
+	}
+	c, err = load(t, []string{"--max-in-flight", "4096"}, map[string]string{"HOOKRELAY_MAX_IN_FLIGHT": "8", "HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK": "256"})
+	if err != nil || c.MaxInFlight != 4096 || c.MaxInFlightPerWebhook != 256 {
+		t.Fatalf("in-flight settings: %d, %d, %v", c.MaxInFlight, c.MaxInFlightPerWebhook, err)
 	}
 	c, err = load(t, []string{"--retry-schedule="}, nil)
 	if err != nil || len(c.RetrySchedule) != 0 {
@@ -78,6 +82,10 @@ func TestInvalidValuesNameTheSetting(t *testing.T) {
 		{[]string{"--alert-interval", "-5m"}, nil, "invalid --alert-interval"},
 		{[]string{"--retention", "10m"}, nil, "invalid --retention"},
 		{[]string{"--disable-after", "-1h"}, nil, "invalid --disable-after"},
+		{[]string{"--db-max-conns", "0"}, nil, `invalid --db-max-conns "0": must be an integer from 1 to 1000`},
+		{[]string{"--max-in-flight", "0"}, nil, `invalid --max-in-flight "0": must be an integer from 1 to 65536`},
+		{[]string{"--max-in-flight", "lots"}, nil, `invalid --max-in-flight "lots"`},
+		{nil, map[string]string{"HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK": "100000"}, `invalid HOOKRELAY_MAX_IN_FLIGHT_PER_WEBHOOK "100000": must be an integer from 1 to 65536`},
 		{[]string{"--log-level", "loud"}, nil, "invalid --log-level"},
 		{[]string{"--log-format", "xml"}, nil, "invalid --log-format"},
 	}

@@ -456,6 +456,42 @@ func testDeliverySlowWebhookDoesNotBlockFast(t *testing.T, start starter) {
 		func() string { return "slow webhook's deliveries did not all succeed" })
 }
 
+// TestDeliveryInFlightSettings: --max-in-flight and --max-in-flight-per-webhook bound the
+// attempts a node has open at once. Receivers that hold every request show how many are open:
+// no answer comes back, so no limit within them moves.
+func TestDeliveryInFlightSettings(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *config.Config) {
+		c.DeliveryTimeout = 30 * time.Second
+		c.MaxInFlight, c.MaxInFlightPerWebhook = 5, 2
+	})
+	a, key := ts.createAccount(t, "inflight@acme.test")
+	var rcs []*receiver
+	for range 3 {
+		rc := newReceiver(t, "s")
+		rc.holdAfter(t, 0)
+		ts.createWebhook(t, key, hookBody("message-send", rc.srv.URL, "s", map[string]any{"maxThroughputPerMinute": 1000000}))
+		rcs = append(rcs, rc)
+	}
+	for i := range 10 {
+		ts.publish(t, a, "message-send", map[string]any{"messageId": i, "destinationNumber": "+1555"})
+	}
+	open := func() (total int, each []int) {
+		for _, rc := range rcs {
+			each = append(each, rc.count())
+			total += rc.count()
+		}
+		return total, each
+	}
+	eventually(t, 10*time.Second, func() bool { n, _ := open(); return n >= 5 },
+		func() string { n, each := open(); return fmt.Sprintf("%d requests open (%v), want 5", n, each) })
+	time.Sleep(500 * time.Millisecond) // room for any request beyond the limits to arrive
+	n, each := open()
+	if n != 5 || slices.Max(each) != 2 {
+		t.Fatalf("requests open at the receivers: %v (%d in all), want 5 in all and at most 2 each", each, n)
+	}
+}
+
 func TestPublishIdempotency(t *testing.T) { eachStore(t, testPublishIdempotency) }
 
 func testPublishIdempotency(t *testing.T, start starter) {

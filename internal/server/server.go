@@ -115,14 +115,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		StatusChanged: func(w store.Webhook) { s.engine.WebhookChanged(w) },
 	})
 	s.engine = delivery.New(delivery.Config{
-		Store:         s.store,
-		Owner:         node,
-		RetrySchedule: cfg.RetrySchedule,
-		Timeout:       cfg.DeliveryTimeout,
-		AllowPrivate:  cfg.AllowPrivateDestinations,
-		Metrics:       s.metrics,
-		Logger:        log,
-		Observer:      s.monitor,
+		Store:              s.store,
+		Owner:              node,
+		RetrySchedule:      cfg.RetrySchedule,
+		Timeout:            cfg.DeliveryTimeout,
+		AllowPrivate:       cfg.AllowPrivateDestinations,
+		Metrics:            s.metrics,
+		Logger:             log,
+		Observer:           s.monitor,
+		Concurrency:        cfg.MaxInFlight,
+		WebhookConcurrency: cfg.MaxInFlightPerWebhook,
 	})
 	// The embedded store cancels a deleted or disabled webhook's deliveries after the change
 	// commits, a chunk per write: the engine hears of the change first, so that it sends the
