@@ -872,8 +872,9 @@ func (e *Engine) WebhookDeleted(id int64) {
 	e.m.Held.Set(float64(len(e.held)))
 }
 
-// outcomeInterval is the least time between two writes of outcomes. Outcomes that come in
-// between wait and share the next write: under load this makes a few large commits instead of
+// outcomeInterval is the least time between two writes of outcomes, unless outcomeBatch of
+// them are waiting: that many go at once. Outcomes that come in between wait and share the
+// next write: under load this makes a few large commits instead of
 // one per fsync, and each commit costs as much CPU as a few hundred outcomes. Nothing waits for
 // an outcome to be written (the delivery has already left memory), so the delay costs no
 // latency; outcomes not yet written when the process dies are retried once their leases end,
@@ -883,11 +884,14 @@ func (e *Engine) WebhookDeleted(id int64) {
 // its batches would pass the 1,024 outcomes one write takes).
 const outcomeInterval = 50 * time.Millisecond
 
+// outcomeBatch is the most outcomes one write takes.
+const outcomeBatch = 1024
+
 // writeOutcomes writes outcomes in batches until the channel closes. A failed write is retried:
 // the outcomes are only in memory, and losing them would repeat attempts after the leases end.
 func (e *Engine) writeOutcomes() {
 	defer e.writerWG.Done()
-	batch := make([]store.Outcome, 0, 1024)
+	batch := make([]store.Outcome, 0, outcomeBatch)
 	var last time.Time // when the last write began
 	for o := range e.outcomes {
 		batch = append(batch[:0], o)
