@@ -81,11 +81,8 @@ func TestTricklingDeliveriesShareGrants(t *testing.T) {
 		e.Notify()
 		time.Sleep(2 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(30 * time.Second); received.Load() < events; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries received in 30s", received.Load(), events)
-		}
-	}
+	eventually(t, 30*time.Second, func() bool { return received.Load() >= events },
+		func() string { return fmt.Sprintf("%d of %d deliveries received", received.Load(), events) })
 	took := time.Since(start)
 	stop()
 	// A grant lasts grantTTL: one per grantTTL of the run, and a couple more, will do. Asked

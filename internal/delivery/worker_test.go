@@ -45,16 +45,12 @@ func TestWorkers(t *testing.T) {
 	}
 
 	stop()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	stacks := func() string {
 		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(stacks, "delivery.(*Engine).worker") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a worker is still running 5s after Run returned:\n%s", stacks)
-		}
+		return string(buf[:runtime.Stack(buf, true)])
 	}
+	eventually(t, 5*time.Second, func() bool { return !strings.Contains(stacks(), "delivery.(*Engine).worker") },
+		func() string { return "a worker is still running after Run returned:\n" + stacks() })
 }
 
 // TestRunClosesIdleConnections: when Run returns, the engine's connections to receivers are
@@ -77,15 +73,10 @@ func TestRunClosesIdleConnections(t *testing.T) {
 		t.Fatal("no connection open to the receiver after the deliveries: nothing to check")
 	}
 	stop()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	eventually(t, 5*time.Second, func() bool { n, _ := conns(); return n == 0 }, func() string {
 		n, all := conns()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the engine's %d connections still open 5s after Run returned", n, all)
-		}
-	}
+		return fmt.Sprintf("%d of the engine's %d connections still open after Run returned", n, all)
+	})
 }
 
 // TestWebhooksOnOneHostKeepTheirConnections: webhooks of many accounts often share a host. The
@@ -193,13 +184,17 @@ func (rc *holdingReceiver) count() int {
 // waitAnswered waits until n requests were answered; the test fails after timeout.
 func (rc *holdingReceiver) waitAnswered(t *testing.T, n int, timeout time.Duration) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); ; time.Sleep(10 * time.Millisecond) {
-		got := rc.count()
-		if got == n {
-			return
-		}
+	eventually(t, timeout, func() bool { return rc.count() == n },
+		func() string { return fmt.Sprintf("%d of %d deliveries received", rc.count(), n) })
+}
+
+// eventually polls cond every 10 ms until it holds, failing the test with describe() once limit
+// has passed.
+func eventually(t *testing.T, limit time.Duration, cond func() bool, describe func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d deliveries received in %v", got, n, timeout)
+			t.Fatalf("after %v: %s", limit, describe())
 		}
 	}
 }
