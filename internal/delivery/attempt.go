@@ -41,8 +41,9 @@ const drainLimit = 64 << 10
 // many accounts may share a host and a connection closed after an answer costs a new one (a
 // TLS handshake included) for the next request; no proxy from the environment; and, unless
 // private destinations are allowed, no connection to loopback, private or link-local
-// addresses, checked on the address actually dialled (so DNS cannot smuggle one in). Requests go straight to its RoundTrip, which follows
-// no redirects; an http.Client would add nothing but a copy of every request's headers.
+// addresses, checked on the address actually dialled (so DNS cannot smuggle one in). Requests
+// go straight to its RoundTrip, which follows no redirects; an http.Client would add nothing
+// but a copy of every request's headers.
 func newTransport(timeout time.Duration, allowPrivate bool, maxConns int) *http.Transport {
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {

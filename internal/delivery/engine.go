@@ -874,14 +874,14 @@ func (e *Engine) WebhookDeleted(id int64) {
 
 // outcomeInterval is the least time between two writes of outcomes, unless outcomeBatch of
 // them are waiting: that many go at once. Outcomes that come in between wait and share the
-// next write: under load this makes a few large commits instead of
-// one per fsync, and each commit costs as much CPU as a few hundred outcomes. Nothing waits for
-// an outcome to be written (the delivery has already left memory), so the delay costs no
-// latency; outcomes not yet written when the process dies are retried once their leases end,
-// as ever. 50 ms rather than 10 ms: at 14,000 deliveries/s a fifth of the outcome writes, and the
-// throughput scenario's ratio to the baseline 0.52 against 0.47 at the median of seven
-// alternating pairs (BENCHMARKS.md, fourteenth session); 100 ms did no better (at that rate
-// its batches would pass the 1,024 outcomes one write takes).
+// next write: under load this makes a few large commits instead of one per fsync, and each
+// commit costs as much CPU as a few hundred outcomes. Nothing waits for an outcome to be
+// written (the delivery has already left memory), so the delay costs no latency; outcomes not
+// yet written when the process dies are retried once their leases end, as ever. 50 ms rather
+// than 10 ms: at 14,000 deliveries/s a fifth of the outcome writes, and the throughput
+// scenario's ratio to the baseline 0.52 against 0.47 at the median of seven alternating pairs
+// (BENCHMARKS.md, fourteenth session); 100 ms did no better (at that rate its batches would
+// pass the 1,024 outcomes one write takes).
 const outcomeInterval = 50 * time.Millisecond
 
 // outcomeBatch is the most outcomes one write takes.
