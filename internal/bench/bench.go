@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -551,10 +552,11 @@ func (r *runner) storeSize(ctx context.Context, ru *run) int64 {
 
 // measured is what is taken around a measured phase.
 type measured struct {
-	cpu        time.Duration
-	storeBytes int64
-	writer     *WriterReport
-	machine    *MachineUse
+	cpu           time.Duration
+	storeBytes    int64
+	writer        *WriterReport
+	machine       *MachineUse
+	inFlightBound float64 // share of the phase the bound on attempts in flight held it back
 }
 
 // mark is what is read at the edges of a measured phase: the process's CPU time, the store
@@ -584,10 +586,11 @@ func (r *runner) report(ru *run, pb *publisher, lo, hi int, rate float64, m meas
 		Name: ru.name, Webhooks: ru.lay.webhooks(), Accounts: ru.lay.accounts, Fanout: ru.lay.fanout, Nodes: ru.nodes,
 		Events: hi - lo, Deliveries: s.pairs, OfferedRate: rate,
 		Requests: s.requests, Duplicates: s.duplicates, FailedOnPurpose: s.failed,
-		CPUSeconds:   m.cpu.Seconds(),
-		Writer:       m.writer,
-		Machine:      m.machine,
-		PeakRSSBytes: rss, StoreBytes: m.storeBytes, BookkeepingBytes: t.bytes(),
+		CPUSeconds:    m.cpu.Seconds(),
+		Writer:        m.writer,
+		Machine:       m.machine,
+		InFlightBound: m.inFlightBound,
+		PeakRSSBytes:  rss, StoreBytes: m.storeBytes, BookkeepingBytes: t.bytes(),
 		LatencyMs: percentiles(s.latencies, tick),
 	}
 	if pb != nil {
@@ -655,11 +658,13 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 		}
 	}
 	m0 := ru.mark()
+	bound := ru.p.watchBound()
 	err := r.publish(ctx, pb, 0, n, rate)
 	if err == nil {
 		err = r.wait(ctx, ru, 0, want)
 	}
 	m := ru.mark().since(m0)
+	m.inFlightBound = bound.end()
 	r.endProfile()
 	r.prog.set(nil)
 	m.storeBytes = r.storeSize(ctx, ru)
@@ -668,6 +673,12 @@ func (r *runner) measure(ctx context.Context, ru *run, rate float64) (RunReport,
 	r.addChecks(ru.name, ru.t, 0, n)
 	r.addTrackerChecks(ru.name, ru.t)
 	r.prog.note("[%s] %s deliveries/s end to end, p99 %s ms", ru.name, count(int64(rep.DeliveriesPerSec)), fixed(rep.LatencyMs.P99, 1))
+	if rep.InFlightBound >= 0.5 {
+		note := fmt.Sprintf("the bound on attempts in flight (--max-in-flight %d), not the CPU, held back most of a run: receivers this slow to answer need more (--set max-in-flight=…, max-in-flight-per-webhook=…; docs/delivery.md)", ru.p.maxInFlight)
+		if !slices.Contains(r.rep.Notes, note) {
+			r.rep.Notes = append(r.rep.Notes, note)
+		}
+	}
 	return rep, err
 }
 

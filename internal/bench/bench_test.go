@@ -535,3 +535,39 @@ func TestNodesScenario(t *testing.T) {
 		t.Errorf("targets %+v", rep.Targets)
 	}
 }
+
+// TestInFlightBoundNoted: receivers that answer slowly leave a node at its bound on attempts
+// in flight with the CPU idle; the run's report says for how much of it, and a note names the
+// setting. The baseline gets the same bounds.
+func TestInFlightBoundNoted(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the machine's CPU is read from /proc/stat")
+	}
+	o := tiny()
+	o.Events, o.Latency, o.Baseline = 100, 50*time.Millisecond, false
+	o.ServerSettings = []string{"max-in-flight=4"}
+	rep, err := runBench(t, o)
+	if err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	if b := rep.Runs[0].InFlightBound; b < 0.5 {
+		t.Errorf("in-flight bound held the run %.0f%% of the time, want most: 4 in flight to receivers answering in 50 ms", b*100)
+	}
+	if !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "(--max-in-flight 4), not the CPU") }) {
+		t.Errorf("no note on the bound: %q", rep.Notes)
+	}
+
+	for _, tt := range []struct {
+		set  []string
+		want int
+	}{
+		{nil, 128}, // 2 webhooks × 64
+		{[]string{"max-in-flight=100"}, 100},
+		{[]string{"max-in-flight-per-webhook=8"}, 16},
+	} {
+		o := Options{Latency: time.Millisecond, Webhooks: 2, Fanout: 2, ServerSettings: tt.set}.withDefaults()
+		if o.BaselineWorkers != tt.want {
+			t.Errorf("--set %v: baseline workers %d, want %d", tt.set, o.BaselineWorkers, tt.want)
+		}
+	}
+}

@@ -47,7 +47,7 @@ type Options struct {
 	ServerSettings []string `json:"serverSettings,omitempty"`
 
 	Baseline        bool `json:"baseline"`
-	BaselineWorkers int  `json:"baselineWorkers"` // 0 = 32, or the engine's concurrency when receivers add latency
+	BaselineWorkers int  `json:"baselineWorkers"` // 0 = 32, or the engine's bounds when receivers add latency
 	BaselineMax     int  `json:"baselineMax"`     // most deliveries the baseline sends (0 = 200,000)
 
 	// Rounds is how many times the scenario runs; its targets are judged on the median of the
@@ -124,11 +124,15 @@ func (o Options) withDefaults() Options {
 	if o.BaselineWorkers == 0 {
 		// Measured on the 2-core machine: 16 to 32 goroutines move the most POSTs over
 		// loopback; more only add scheduling. With receiver latency, throughput is
-		// concurrency ÷ latency, so the baseline gets the engine's concurrency: 64 per
-		// webhook, 512 in all.
+		// concurrency ÷ latency, so the baseline gets the engine's bounds: 64 per webhook,
+		// 512 in all, or what --set gives them.
 		o.BaselineWorkers = 32
 		if o.Latency > 0 {
-			o.BaselineWorkers = min(512, 64*max(1, o.Webhooks))
+			all, each := 512, 64
+			if cfg, err := o.serverConfig(); err == nil { // a bad --set is reported by check
+				all, each = cfg.MaxInFlight, min(cfg.MaxInFlightPerWebhook, cfg.MaxInFlight)
+			}
+			o.BaselineWorkers = min(all, each*max(1, o.Webhooks))
 		}
 	}
 	if o.Timeout == 0 {
@@ -266,9 +270,11 @@ Receivers and publishers share the process: CPU and RSS include them. Store writ
 store): share of the phase it was busy, writes per commit, share of its time committing; store
 commits: how many took over 10 ms, and the slowest one's range. Machine CPU (Linux,
 /proc/stat): cores busy over every process, PostgreSQL's included, and the share stolen by the
-hypervisor. After the checks, the engines' own count of attempts over all runs, with those that
-got no response (transport errors, timeouts), which never reach a receiver's count, and of
-deferrals to a later time.
+hypervisor. In-flight bound (Linux): the share of the run, looked at every 100 ms, in which a
+node had --max-in-flight attempts in flight and more deliveries waiting while the machine's
+CPU was under 80% busy (receivers far away: raise the bounds with --set). After the checks,
+the engines' own count of attempts over all runs, with those that got no response (transport
+errors, timeouts), which never reach a receiver's count, and of deferrals to a later time.
 
 Flags (a scenario's defaults apply to the flags not given):
 `
@@ -327,7 +333,7 @@ func ParseFlags(args []string, stdout, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.DeliveryTimeout, "delivery-timeout", 0, "the servers' delivery timeout (0 = scenario default: 15s; backlog 5m; fairness 500ms)")
 	fs.StringVar(&set, "set", "", "more server settings, comma-separated flag=value pairs of `hookrelay serve` (e.g. log-level=info)")
 	fs.BoolVar(&o.Baseline, "baseline", true, "run the baseline after the pipeline, and for throughput before it too (--baseline=false skips it)")
-	fs.IntVar(&o.BaselineWorkers, "baseline-workers", 0, "goroutines of the baseline (0 = 32; with --latency, the engine's concurrency: 64 per webhook, at most 512)")
+	fs.IntVar(&o.BaselineWorkers, "baseline-workers", 0, "goroutines of the baseline (0 = 32; with --latency, the engine's bounds: --max-in-flight-per-webhook (64) per webhook, at most --max-in-flight (512), as --set gives them)")
 	fs.IntVar(&o.BaselineMax, "baseline-max", 200_000, "most deliveries the baseline sends")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "longest wait for a run's deliveries; a run also stops after a minute without progress")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of each run's measured phase (not its set-up, not the baseline) to this file; a scenario of several runs writes one per run, named after it (cpu-large.prof); publish: the publishing; backlog: the whole scenario")

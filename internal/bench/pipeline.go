@@ -33,6 +33,8 @@ type pipeline struct {
 	client   *http.Client
 	// engine, if set, gets the delivery attempts the nodes' engines made, once they stop.
 	engine *engineAttempts
+	// maxInFlight is each node's bound on attempts in flight (--max-in-flight).
+	maxInFlight int
 }
 
 // engineAttempts counts attempts as the engines made them, beside the receivers' count of
@@ -63,6 +65,7 @@ func startPipeline(ctx context.Context, o Options, cfg config.Config, logs io.Wr
 		}},
 	}
 	cfg.AdminKey = p.adminKey
+	p.maxInFlight = cfg.MaxInFlight
 	for n := range o.Nodes {
 		log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		if o.Nodes > 1 {
@@ -498,4 +501,58 @@ func (l *logBuffer) String() string {
 		s += fmt.Sprintf("(%d more log lines not kept)\n", l.dropped)
 	}
 	return s
+}
+
+// boundWatch looks, every 100 ms of a measured phase, at whether a node's bound on attempts in
+// flight held its deliveries back: it had --max-in-flight attempts in flight and more
+// deliveries waiting in memory, while the machine's CPU had room (under 80% of its cores busy
+// since the last look). Where the machine's CPU cannot be read it takes no samples.
+type boundWatch struct {
+	stop, done     chan struct{}
+	samples, bound int
+}
+
+func (p *pipeline) watchBound() *boundWatch {
+	w := &boundWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		prev := machineTimes()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-tick.C:
+			}
+			now := machineTimes()
+			use := now.since(prev)
+			prev = now
+			if use == nil {
+				continue
+			}
+			w.samples++
+			if use.CoresBusy >= 0.8*float64(now.cpus) {
+				continue
+			}
+			for _, nd := range p.nodes {
+				if inFlight, held := nd.srv.Metrics().Engine(); inFlight >= p.maxInFlight && held > inFlight {
+					w.bound++
+					break
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the share of its looks that found the bound holding
+// deliveries back (0 without a look).
+func (w *boundWatch) end() float64 {
+	close(w.stop)
+	<-w.done
+	if w.samples == 0 {
+		return 0
+	}
+	return float64(w.bound) / float64(w.samples)
 }

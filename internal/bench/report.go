@@ -128,6 +128,10 @@ type RunReport struct {
 	// Machine is the whole machine's CPU use over the same phase (Linux): every process, a
 	// PostgreSQL server's included.
 	Machine *MachineUse `json:"machineCpu,omitempty"`
+	// InFlightBound is the share of the phase (looked at every 100 ms, Linux) in which a node
+	// had --max-in-flight attempts in flight and more deliveries waiting while the machine's
+	// CPU had room: the bound, not the CPU, held delivery back (receivers far away).
+	InFlightBound float64 `json:"inFlightBound,omitempty"`
 }
 
 // MachineUse is the whole machine's CPU use over a measured phase, from /proc/stat.
@@ -390,6 +394,10 @@ func (r *Report) writeRuns(w io.Writer) {
 		if mu := run.Machine; mu != nil {
 			fmt.Fprintf(tw, "  machine CPU\t%s of %d cores busy\tevery process counted; %s%% of the time stolen by the hypervisor\n",
 				fixed(mu.CoresBusy, 2), r.Machine.CPUs, fixed(mu.StealShare*100, 1))
+		}
+		if run.InFlightBound > 0 {
+			fmt.Fprintf(tw, "  in-flight bound\t%s%% of the time\tattempts in flight at --max-in-flight, more deliveries waiting, the CPU not busy\n",
+				fixed(run.InFlightBound*100, 0))
 		}
 		fmt.Fprintf(tw, "  peak RSS\t%s\t(bench bookkeeping %s of it)\n", mib(run.PeakRSSBytes), mib(run.BookkeepingBytes))
 		fmt.Fprintf(tw, "  store on disk\t%s\n", mib(run.StoreBytes))

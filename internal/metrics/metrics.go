@@ -167,6 +167,19 @@ func (m *Metrics) Deferred() int64 {
 	return int64(d.GetCounter().GetValue())
 }
 
+// Engine reports the delivery engine's attempts in flight and the deliveries it holds in
+// memory (queued or in flight), as its gauges last said.
+func (m *Metrics) Engine() (inFlight, held int) {
+	value := func(g prometheus.Gauge) int {
+		var d dto.Metric
+		if err := g.Write(&d); err != nil {
+			return 0 // a gauge's Write does not fail
+		}
+		return int(d.GetGauge().GetValue())
+	}
+	return value(m.InFlight), value(m.Held)
+}
+
 // Attempted reports the delivery attempts counted so far, and how many of them got no
 // response (transport error or timeout).
 func (m *Metrics) Attempted() (all, noResponse int64) {
