@@ -128,11 +128,10 @@ func (o Options) withDefaults() Options {
 		// 512 in all, or what --set gives them.
 		o.BaselineWorkers = 32
 		if o.Latency > 0 {
-			all, each := 512, 64
-			if cfg, err := o.serverConfig(); err == nil { // a bad --set is reported by check
-				all, each = cfg.MaxInFlight, min(cfg.MaxInFlightPerWebhook, cfg.MaxInFlight)
+			// A bad --set leaves 32: check reports it, and nothing runs.
+			if cfg, err := o.serverConfig(); err == nil {
+				o.BaselineWorkers = min(cfg.MaxInFlight, cfg.MaxInFlightPerWebhook*max(1, o.Webhooks))
 			}
-			o.BaselineWorkers = min(all, each*max(1, o.Webhooks))
 		}
 	}
 	if o.Timeout == 0 {
