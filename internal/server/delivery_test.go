@@ -478,8 +478,9 @@ func TestDeliveryInFlightSettings(t *testing.T) {
 	}
 	open := func() (total int, each []int) {
 		for _, rc := range rcs {
-			each = append(each, rc.count())
-			total += rc.count()
+			n := rc.count()
+			each = append(each, n)
+			total += n
 		}
 		return total, each
 	}
