@@ -26,7 +26,7 @@ func deletionSetup(t *testing.T, n int, at time.Time) (u, schema string, s *Stor
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.deleteWait = 0
+	s.cancelWait = 0
 	a, _, err = s.CreateAccount(ctx, store.Account{Email: "d@acme.test", Name: "D", CreatedAt: at}, store.NewAPIKey{Prefix: "p", Hash: []byte("p")})
 	if err != nil {
 		t.Fatal(err)
@@ -83,10 +83,11 @@ func count(t *testing.T, s *Store, hook int64, status string) int {
 	return n
 }
 
-func deletionsLeft(t *testing.T, s *Store) int {
+// cancellationsLeft counts the cancellations recorded.
+func cancellationsLeft(t *testing.T, s *Store) int {
 	t.Helper()
 	var n int
-	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_deletions`).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM cancellations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -110,8 +111,8 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 		t.Fatalf("%d deliveries of the deleted webhook pending in the database while its cancelling waits, want %d", p, n)
 	}
 	last := first + 2*n - 1
-	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
-	storetest.CheckQueueAsDeleted(t, s, n)
+	storetest.CheckReadsAsCancelled(t, s, a.ID, "webhook deleted", last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsCancelled(t, s, n)
 
 	unlock()
 	s.cancels.wg.Wait()
@@ -121,7 +122,7 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 	if p := count(t, s, hooks[0].ID, store.StatusPending); p != n {
 		t.Fatalf("the other webhook has %d pending deliveries, want %d", p, n)
 	}
-	if left := deletionsLeft(t, s); left != 0 {
+	if left := cancellationsLeft(t, s); left != 0 {
 		t.Fatalf("%d deletions still recorded once their cancelling is done", left)
 	}
 }
@@ -160,7 +161,7 @@ func TestCloseLeavesDeletionToPrune(t *testing.T) {
 		}
 	}
 	prune()
-	if left := deletionsLeft(t, other); left != 1 {
+	if left := cancellationsLeft(t, other); left != 1 {
 		t.Fatalf("Prune left %d deletions while deliveries of the webhook are pending, want 1", left)
 	}
 	// The engine cancels them as it claims them.
@@ -169,7 +170,114 @@ func TestCloseLeavesDeletionToPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	prune()
-	if left := deletionsLeft(t, other); left != 0 {
+	if left := cancellationsLeft(t, other); left != 0 {
 		t.Fatalf("Prune left %d deletions with none of their deliveries pending, want 0", left)
+	}
+}
+
+// TestDisableCancelsInBackground: a disable, by its owner (UpdateWebhook) or by the health
+// monitor (UpdateHealth), returns before its webhook's deliveries are cancelled and holds no
+// publish up meanwhile (cancelling a million in its transaction held a publish for 21 s); they
+// read as cancelled at the disable's time from its return on, and enabling the webhook again
+// waits for the cancelling and finishes it, so none of them is claimed after it, while what is
+// published then is delivered.
+func TestDisableCancelsInBackground(t *testing.T) {
+	t.Parallel()
+	t.Run("UpdateWebhook", func(t *testing.T) {
+		t.Parallel()
+		testDisableCancelsInBackground(t, "webhook disabled", func(s *Store, w store.Webhook, at time.Time) error {
+			_, err := s.UpdateWebhook(context.Background(), w.AccountID, w.ID, func(w *store.Webhook) error {
+				w.Status, w.UpdatedAt = store.WebhookDisabled, at
+				return nil
+			})
+			return err
+		})
+	})
+	t.Run("UpdateHealth", func(t *testing.T) {
+		t.Parallel()
+		testDisableCancelsInBackground(t, "webhook disabled: failing", func(s *Store, w store.Webhook, at time.Time) error {
+			_, err := s.UpdateHealth(context.Background(), []int64{w.ID}, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+				w.Status, w.DisabledReason, w.UpdatedAt = store.WebhookDisabled, "failing", at
+				return nil, nil
+			})
+			return err
+		})
+	})
+}
+
+func testDisableCancelsInBackground(t *testing.T, reason string, disable func(*Store, store.Webhook, time.Time) error) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 2*cancelChunk + 5
+	_, _, s, a, hooks, first, unlock := deletionSetup(t, n, t0)
+	defer s.Close()
+	defer unlock()
+	off := t0.Add(time.Minute)
+	within := func(what string, fn func() error) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- fn() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not return within 10 s while the cancelling was held back", what)
+		}
+	}
+	within("disable", func() error { return disable(s, hooks[1], off) })
+	within("a publish to the disabled webhook's event", func() error {
+		_, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: "during", AccountID: a.ID, Type: "message-send",
+			Body: []byte(`{}`), CreatedAt: t0}}, IdempotencySince: t0.Add(-time.Hour)})
+		return err
+	})
+	if p := count(t, s, hooks[1].ID, store.StatusPending); p != n {
+		t.Fatalf("%d deliveries of the disabled webhook pending in the database while its cancelling waits, want %d", p, n)
+	}
+	last := first + 2*n - 1
+	storetest.CheckReadsAsCancelled(t, s, a.ID, reason, last, hooks[1].ID, last-1, hooks[0].ID, off)
+	storetest.CheckQueueAsCancelled(t, s, n+1)
+
+	enabled := make(chan error, 1)
+	go func() {
+		_, err := s.UpdateWebhook(ctx, a.ID, hooks[1].ID, func(w *store.Webhook) error {
+			w.Status = store.WebhookActive
+			return nil
+		})
+		enabled <- err
+	}()
+	select {
+	case err := <-enabled:
+		t.Fatalf("enabling returned (%v) before the disable's cancelling could finish", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unlock()
+	if err := <-enabled; err != nil {
+		t.Fatal(err)
+	}
+	if c := count(t, s, hooks[1].ID, store.StatusCancelled); c != n+1 {
+		t.Fatalf("%d deliveries of the webhook cancelled once it is enabled again, want %d", c, n+1)
+	}
+	if _, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: "after", AccountID: a.ID, Type: "message-send",
+		Body: []byte(`{}`), CreatedAt: t0}}, IdempotencySince: t0.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := s.Claim(ctx, store.ClaimParams{Owner: "n", Now: t0.Add(time.Hour), Limit: 4 * n, LeaseUntil: t0.Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []store.Job
+	for _, j := range jobs {
+		if j.WebhookID == hooks[1].ID {
+			mine = append(mine, j)
+		}
+	}
+	if len(jobs) != n+3 || len(mine) != 1 || mine[0].EventID != "after" {
+		t.Fatalf("claimed %d deliveries, of them %+v of the webhook enabled again; want %d, and of the webhook only event after's", len(jobs), mine, n+3)
+	}
+	s.cancels.wg.Wait()
+	if left := cancellationsLeft(t, s); left != 0 {
+		t.Fatalf("%d cancellations still recorded once the webhook is enabled again", left)
 	}
 }

@@ -195,16 +195,14 @@ func (s *Store) release(ctx context.Context, owner string, now time.Time) error 
 const deliveryColumns = `id, account_id, webhook_id, event_id, event, status, attempts, last_status_code, last_error,
 	next_attempt_at, created_at, completed_at`
 
-func scanDelivery(row pgx.Row) (store.Delivery, error) { return scanDeliveryWith(row) }
-
-// scanDeliveryWith reads deliveryColumns, then the columns of extra.
-func scanDeliveryWith(row pgx.Row, extra ...any) (store.Delivery, error) {
+// scanDelivery reads deliveryColumns.
+func scanDelivery(row pgx.Row) (store.Delivery, error) {
 	var d store.Delivery
 	var code *int32
 	var lastErr *string
 	var next, completed pgtype.Timestamptz
-	err := row.Scan(append([]any{&d.ID, &d.AccountID, &d.WebhookID, &d.EventID, &d.Event, &d.Status, &d.Attempts, &code, &lastErr,
-		&next, &d.CreatedAt, &completed}, extra...)...)
+	err := row.Scan(&d.ID, &d.AccountID, &d.WebhookID, &d.EventID, &d.Event, &d.Status, &d.Attempts, &code, &lastErr,
+		&next, &d.CreatedAt, &completed)
 	if err != nil {
 		return d, err
 	}
@@ -240,21 +238,16 @@ func scanAttempt(row pgx.Row) (store.Attempt, error) {
 
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (store.Delivery, []store.Attempt, error) {
 	b := &pgx.Batch{}
-	// A pending delivery of a webhook whose deletion is still being cancelled reads as the
-	// cancelling will leave it (see deleteWebhook).
-	b.Queue(`SELECT `+deliveryColumns+`, (SELECT deleted_at FROM webhook_deletions w WHERE w.webhook_id = d.webhook_id)
-		FROM deliveries d WHERE id = $1 AND account_id = $2`, id, accountID)
+	// A pending delivery of a webhook deleted or disabled, whose cancelling has not reached it
+	// yet, reads as the cancelling will leave it (delivery_reads; see cancelBehind).
+	b.Queue(`SELECT `+deliveryColumns+` FROM delivery_reads WHERE id = $1 AND account_id = $2`, id, accountID)
 	b.Queue(`SELECT attempt, at, status_code, duration_ms, error, response_body FROM attempts
 		WHERE delivery_id = $1 ORDER BY id`, id)
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
-	var deleted pgtype.Timestamptz
-	d, err := scanDeliveryWith(br.QueryRow(), &deleted)
+	d, err := scanDelivery(br.QueryRow())
 	if err != nil {
 		return d, nil, fmt.Errorf("get delivery %d: %w", id, notFound(err))
-	}
-	if deleted.Valid && d.Status == store.StatusPending {
-		d.Status, d.LastError, d.CompletedAt, d.NextAttemptAt = store.StatusCancelled, "webhook deleted", fromTS(deleted), time.Time{}
 	}
 	rows, _ := br.Query()
 	attempts, err := collect(rows, scanAttempt)
@@ -271,7 +264,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 		where += ` AND status = $3`
 		args = append(args, f.Status)
 	}
-	return listPage(ctx, s.pool, "deliveries", deliveryColumns, where, args, p, scanDelivery)
+	return listPage(ctx, s.pool, "delivery_reads", deliveryColumns, where, args, p, scanDelivery)
 }
 
 func (s *Store) retryDelivery(ctx context.Context, accountID, id int64, now time.Time) (store.Delivery, error) {
@@ -291,8 +284,9 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time) (store.QueueStats
 		count(*) FILTER (WHERE next_attempt_at <= $1 OR lease_owner IS NOT NULL),
 		count(*) FILTER (WHERE next_attempt_at > $1 AND lease_owner IS NULL)
 		FROM deliveries d WHERE status = 'pending'
-		-- A deleted webhook's pending deliveries read as cancelled until they are: not counted.
-		AND NOT EXISTS (SELECT 1 FROM webhook_deletions w WHERE w.webhook_id = d.webhook_id)`, ts(now)).Scan(&q.Due, &q.Scheduled)
+		-- Deliveries a cancellation covers read as cancelled until they are: not counted.
+		AND NOT EXISTS (SELECT 1 FROM cancellations c WHERE c.webhook_id = d.webhook_id
+			AND (c.up_to IS NULL OR d.id <= c.up_to))`, ts(now)).Scan(&q.Due, &q.Scheduled)
 	if err != nil {
 		return q, fmt.Errorf("queue stats: %w", err)
 	}
@@ -326,9 +320,9 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 				WHERE created_at < $1 AND state <> 'pending' ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, ts(p.Before), limit)
 		b.Queue(`UPDATE events SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL AND created_at < $1`,
 			ts(p.IdempotencyBefore))
-		// Deletions whose cancelling was cut short, once the engine has cancelled the rest.
-		b.Queue(`DELETE FROM webhook_deletions w WHERE NOT EXISTS (SELECT 1 FROM deliveries d
-				WHERE d.webhook_id = w.webhook_id AND d.status = 'pending')`)
+		// Cancellations cut short, once the engine has cancelled the rest.
+		b.Queue(`DELETE FROM cancellations c WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+				WHERE d.webhook_id = c.webhook_id AND d.status = 'pending' AND (c.up_to IS NULL OR d.id <= c.up_to))`)
 		br := s.pool.SendBatch(ctx, b)
 		defer br.Close()
 		if err := br.QueryRow().Scan(&n); err != nil {
@@ -344,7 +338,7 @@ func (s *Store) Prune(ctx context.Context, p store.PruneParams) (int, error) {
 			return fmt.Errorf("forget idempotency keys: %w", err)
 		}
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("prune webhook deletions: %w", err)
+			return fmt.Errorf("prune cancellations: %w", err)
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("prune: %w", err)

@@ -82,7 +82,8 @@ func sameHealth(a, b store.Webhook) bool {
 // update changed and commits. The locks make it safe across nodes: a node that updates a webhook
 // another node is updating waits for that commit and then sees its state (so, for example, two
 // nodes never both queue the alert of the same failures). Webhooks it disables are locked FOR
-// UPDATE before their deliveries are cancelled, as by UpdateWebhook (see lockForDisableSQL).
+// UPDATE before the cancelling of their deliveries is recorded, as by UpdateWebhook (see
+// lockForDisableSQL); UpdateHealth carries it out once this has committed.
 //
 // The update runs once for each webhook, in the order of ids (repeats are ignored). The call is
 // not retried: every lock it takes is taken in id order, as publishes, Complete and other
@@ -201,7 +202,7 @@ func (s *Store) updateHealth(ctx context.Context, sorted, ids []int64, update fu
 		b.Queue(insertAlertSQL, alertArgs(a)...)
 	}
 	if len(h.cancelIDs) > 0 {
-		b.Queue(cancelPendingSQL, h.cancelIDs, h.cancelReasons, h.cancelAt)
+		b.Queue(recordCancelSQL, h.cancelIDs, h.cancelReasons, h.cancelAt)
 	}
 	b.Queue(`COMMIT`)
 	br = tx.SendBatch(ctx, b)

@@ -72,10 +72,10 @@ type Store struct {
 	schema      string // the schema the tables are in (names the notification channel)
 	log         *slog.Logger
 
-	// Cancellations of deleted webhooks' deliveries that go on after DeleteWebhook returned
-	// (see deleteWait): Close closes stopping under cancels' lock, so that no more start, stops
-	// those going on between two chunks and waits for them.
-	deleteWait time.Duration
+	// Cancellations of deleted or disabled webhooks' deliveries that go on after the change
+	// returned (see cancelBehind): Close closes stopping under cancels' lock, so that no more
+	// start, stops those going on between two chunks and waits for them.
+	cancelWait time.Duration
 	cancels    struct {
 		sync.Mutex
 		wg sync.WaitGroup
@@ -248,7 +248,7 @@ func createSchema(ctx context.Context, db *sql.DB, schema string, lockID int64) 
 
 // newStore is a Store on pool, its options' defaults filled in.
 func newStore(pool *pgxpool.Pool, opt Options) *Store {
-	s := &Store{pool: pool, pingTimeout: opt.PingTimeout, log: opt.Logger, deleteWait: deleteWait, stopping: make(chan struct{})}
+	s := &Store{pool: pool, pingTimeout: opt.PingTimeout, log: opt.Logger, cancelWait: cancelWait, stopping: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -193,12 +193,19 @@ func (s *Store) Release(ctx context.Context, owner string, now time.Time) error 
 	return err
 }
 
+// UpdateWebhook announces the update as soon as it is committed; one that disables the webhook,
+// before its deliveries are cancelled (see cancelBehind), so that other nodes stop sending to it
+// meanwhile.
 func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, error) {
-	w, err := s.updateWebhook(ctx, accountID, id, update)
-	if err == nil {
-		s.announce(ctx, webhookChanged(id))
+	w, disabling, err := s.updateWebhook(ctx, accountID, id, update)
+	if err != nil {
+		return w, err
 	}
-	return w, err
+	s.announce(ctx, webhookChanged(id))
+	if disabling {
+		s.cancelBehind(ctx, id, s.cancelWait)
+	}
+	return w, nil
 }
 
 // DeleteWebhook announces the delete as soon as it is committed, before the webhook's
@@ -215,6 +222,12 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 			msgs[i] = webhookChanged(w.ID)
 		}
 		s.announce(ctx, msgs...)
+		// The health monitor does not wait for the cancelling of the webhooks it disabled.
+		for _, w := range changed {
+			if w.Status == store.WebhookDisabled {
+				s.cancelBehind(ctx, w.ID, 0)
+			}
+		}
 	}
 	return changed, err
 }

@@ -542,8 +542,8 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 		t.Fatalf("%d deliveries of the deleted webhook pending in the store before its cancelling writes, want %d", p, n)
 	}
 	last := int64(2 * n) // the deleted webhook's newest, the last one cancelled
-	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
-	storetest.CheckQueueAsDeleted(t, s, n)
+	storetest.CheckReadsAsCancelled(t, s, a.ID, "webhook deleted", last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsCancelled(t, s, n)
 
 	release()
 	s.deletingWG.Wait()
@@ -617,8 +617,8 @@ func TestCloseLeavesCancelToNextOpen(t *testing.T) {
 		t.Fatalf("%d pending while the resumed cancelling is held, want %d", p, pending)
 	}
 	last := int64(2 * n)
-	storetest.CheckReadsAsDeleted(t, s, a.ID, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
-	storetest.CheckQueueAsDeleted(t, s, n)
+	storetest.CheckReadsAsCancelled(t, s, a.ID, "webhook deleted", last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckQueueAsCancelled(t, s, n)
 
 	release2()
 	s.deletingWG.Wait()
@@ -654,9 +654,9 @@ func TestQueueStatsLeaveOutDeletions(t *testing.T) {
 	defer s.Close()
 	publishAt(t, s, a, "leased", t0, "engine-1") // a row to each webhook, leased
 	publishMany(t, s, a, 3, t0)                  // fan-outs: three deliveries to each
-	storetest.CheckQueueAsDeleted(t, s, 8)
+	storetest.CheckQueueAsCancelled(t, s, 8)
 	s.deleting.Lock()
 	s.deleting.m = map[int64]cancellation{hooks[1].ID: {w: store.Webhook{ID: hooks[1].ID, AccountID: a.ID}, deleted: true}}
 	s.deleting.Unlock()
-	storetest.CheckQueueAsDeleted(t, s, 4)
+	storetest.CheckQueueAsCancelled(t, s, 4)
 }

@@ -2,43 +2,57 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/hookrelay/hookrelay/internal/store"
 )
 
-// CheckReadsAsDeleted checks what GetDelivery shows while a deleted webhook's pending
-// deliveries are still being cancelled, after DeleteWebhook returned: delivery deleted, of
-// webhook deletedHook, reads as cancelled at, the delete's time, with the delete's reason;
-// delivery kept, pending, of webhook keptHook, reads as pending. Drivers that cancel behind the
-// delete call it from their own tests, each holding its cancelling back its own way.
-func CheckReadsAsDeleted(t *testing.T, s store.Store, accountID, deleted, deletedHook, kept, keptHook int64, at time.Time) {
+// CheckReadsAsCancelled checks what reads show while the pending deliveries of a webhook deleted
+// or disabled are still being cancelled, after the change returned: delivery gone, of webhook
+// goneHook, reads as cancelled at, the change's time, with reason ("webhook deleted", "webhook
+// disabled"), and ListDeliveries counts it as cancelled, not pending; delivery kept, pending, of
+// webhook keptHook, reads as pending. Drivers that cancel behind the change call it from their
+// own tests, each holding its cancelling back its own way.
+func CheckReadsAsCancelled(t *testing.T, s store.Store, accountID int64, reason string, gone, goneHook, kept, keptHook int64, at time.Time) {
 	t.Helper()
 	ctx := context.Background()
-	d, _, err := s.GetDelivery(ctx, accountID, deleted)
+	d, _, err := s.GetDelivery(ctx, accountID, gone)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.WebhookID != deletedHook || d.Status != store.StatusCancelled || d.LastError != "webhook deleted" ||
+	if d.WebhookID != goneHook || d.Status != store.StatusCancelled || d.LastError != reason ||
 		!d.CompletedAt.Equal(at) || !d.NextAttemptAt.IsZero() {
-		t.Fatalf("delivery %d of the deleted webhook reads %+v, want it cancelled when the webhook was deleted", deleted, d)
+		t.Fatalf("delivery %d of the webhook whose deliveries are being cancelled reads %+v, want it cancelled at %v: %s", gone, d, at, reason)
 	}
 	if d, _, err := s.GetDelivery(ctx, accountID, kept); err != nil || d.WebhookID != keptHook || d.Status != store.StatusPending {
 		t.Fatalf("delivery %d of the other webhook reads %+v (%v), want it pending", kept, d, err)
 	}
+	if reason == "webhook deleted" {
+		return // no listing by a webhook that is gone
+	}
+	list, total, err := s.ListDeliveries(ctx, accountID, goneHook, store.DeliveryFilter{Status: store.StatusPending}, store.Page{Size: 10})
+	if err != nil || total != 0 || len(list) != 0 {
+		t.Fatalf("pending deliveries of the webhook whose deliveries are being cancelled: %d listed of %d (%v), want none", len(list), total, err)
+	}
+	list, _, err = s.ListDeliveries(ctx, accountID, goneHook, store.DeliveryFilter{Status: store.StatusCancelled}, store.Page{Size: 10})
+	if err != nil || !slices.ContainsFunc(list, func(d store.Delivery) bool { return d.ID == gone && d.LastError == reason }) {
+		t.Fatalf("cancelled deliveries of the webhook whose deliveries are being cancelled: %+v (%v), want delivery %d among them", list, err, gone)
+	}
 }
 
-// CheckQueueAsDeleted checks that QueueStats leaves out the pending deliveries of a deleted
-// webhook still being cancelled: due deliveries counted are want, those of the other webhooks.
-func CheckQueueAsDeleted(t *testing.T, s store.Store, want int) {
+// CheckQueueAsCancelled checks that QueueStats leaves out the pending deliveries of a webhook
+// deleted or disabled that are still being cancelled: due deliveries counted are want, those of
+// the other webhooks.
+func CheckQueueAsCancelled(t *testing.T, s store.Store, want int) {
 	t.Helper()
 	q, err := s.QueueStats(context.Background(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q.Due != want || q.Scheduled != 0 {
-		t.Fatalf("queue stats %+v while a deleted webhook's deliveries are cancelled, want %d due (the other webhook's), none scheduled", q, want)
+		t.Fatalf("queue stats %+v while a webhook's deliveries are cancelled, want %d due (the other webhooks'), none scheduled", q, want)
 	}
 }
 

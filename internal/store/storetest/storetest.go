@@ -1345,6 +1345,15 @@ func testDisableByUpdateWebhook(t *testing.T, s store.Store) {
 	if got := must(s.GetWebhook(ctx, a.ID, w.ID)); got.Status != store.WebhookActive || got.DisabledReason != "" {
 		t.Fatalf("re-enabled webhook = %+v", got)
 	}
+	// What the disable cancelled stays cancelled; what is published now is delivered.
+	publish(t, s, newEvent(a.ID, "message-send", t0))
+	list, _ = must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{}, store.Page{Size: 25}))
+	if len(list) != 2 || list[0].Status != store.StatusPending || list[1].Status != store.StatusCancelled {
+		t.Fatalf("after enabling again and publishing: %+v", list)
+	}
+	if jobs := claim(t, s, "n", t0.Add(time.Hour), 10); len(jobs) != 1 || jobs[0].DeliveryID != list[0].ID {
+		t.Fatalf("after enabling again, claimed %+v, want delivery %d alone", jobs, list[0].ID)
+	}
 }
 
 func testAlerts(t *testing.T, s store.Store) {
