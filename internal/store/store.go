@@ -346,13 +346,19 @@ type Store interface {
 	WebhooksByID(ctx context.Context, ids []int64) (map[int64]Webhook, error)
 	ListWebhooks(ctx context.Context, accountID int64, f WebhookFilter, p Page) ([]Webhook, int, error)
 	// UpdateWebhook applies update to the stored webhook inside one transaction and bumps
-	// its Version; an error from update aborts the change and is returned as is. If the
-	// update disables the webhook, its pending deliveries are cancelled before it returns:
-	// in that transaction, or after it in several (a driver whose single writer must not be
-	// held by a large backlog); the engine cancels any it claims of a disabled webhook.
+	// its Version; an error from update aborts the change and is returned as is. update may
+	// run more than once (a driver may run the transaction again), each time on the webhook as
+	// stored then. If the update disables the webhook, the cancelling of its pending deliveries
+	// (those stored up to then) is recorded in that transaction and carried out after it, a
+	// chunk per statement: for up to about a second before UpdateWebhook returns, then behind
+	// it. From the commit on, reads show those deliveries as cancelled, with the disable's time
+	// and reason, and later publishes store the webhook's deliveries cancelled. An update that
+	// enables the webhook again finishes a cancelling still under way before it changes the
+	// status, so none of them is sent. The engine cancels any delivery it claims of a disabled
+	// webhook.
 	UpdateWebhook(ctx context.Context, accountID, id int64, update func(*Webhook) error) (Webhook, error)
-	// DeleteWebhook deletes the webhook and cancels its pending deliveries before it returns,
-	// as UpdateWebhook does when it disables one.
+	// DeleteWebhook deletes the webhook and cancels its pending deliveries, as UpdateWebhook
+	// does when it disables one (for up to about a second, then behind the return).
 	DeleteWebhook(ctx context.Context, accountID, id int64, now time.Time) error
 
 	// Publish stores the events and their deliveries; when it returns nil every event whose
@@ -380,8 +386,9 @@ type Store interface {
 	// UpdateHealth runs update for each of the webhooks (missing ones are skipped) on the
 	// stored webhook and its alert state, with both locked against concurrent updates, and
 	// stores what it changed: the health fields, the alert state, the alerts it returns and,
-	// when it disables the webhook (Status becomes WebhookDisabled), its cancelled pending
-	// deliveries (as UpdateWebhook cancels them). It returns the webhooks whose status changed.
+	// when it disables the webhook (Status becomes WebhookDisabled), the cancelling of its
+	// pending deliveries, recorded as UpdateWebhook records it and carried out behind the
+	// return, without a wait. It returns the webhooks whose status changed.
 	// An error from update aborts the whole call.
 	UpdateHealth(ctx context.Context, ids []int64, update func(w *Webhook, st *AlertState) ([]Alert, error)) ([]Webhook, error)
 	// AlertsDue lists the webhooks whose alert state holds unreported failures and whose last

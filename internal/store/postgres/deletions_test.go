@@ -263,19 +263,7 @@ func testDisableCancelsInBackground(t *testing.T, reason string, disable func(*S
 		Body: []byte(`{}`), CreatedAt: t0}}, IdempotencySince: t0.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := s.Claim(ctx, store.ClaimParams{Owner: "n", Now: t0.Add(time.Hour), Limit: 4 * n, LeaseUntil: t0.Add(2 * time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mine []store.Job
-	for _, j := range jobs {
-		if j.WebhookID == hooks[1].ID {
-			mine = append(mine, j)
-		}
-	}
-	if len(jobs) != n+3 || len(mine) != 1 || mine[0].EventID != "after" {
-		t.Fatalf("claimed %d deliveries, of them %+v of the webhook enabled again; want %d, and of the webhook only event after's", len(jobs), mine, n+3)
-	}
+	storetest.CheckEnabledClaims(t, s, t0.Add(time.Hour), n+3, hooks[1].ID, "after")
 	s.cancels.wg.Wait()
 	if left := cancellationsLeft(t, s); left != 0 {
 		t.Fatalf("%d cancellations still recorded once the webhook is enabled again", left)

@@ -209,9 +209,12 @@ const bucketRange = `SELECT (SELECT min(id) FROM deliveries)` + bucketShift + `,
 const maxWindow = 1024
 
 func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, f store.DeliveryFilter, p store.Page) ([]store.Delivery, int, error) {
+	deleting := s.deletions() // before the reads: see deletions
+	c, cancelling := deleting[webhookID]
 	// Fan-outs hold pending deliveries only: a listing of another status finds nothing in
-	// them, and need not wait for their rows.
-	if f.Status == "" || f.Status == store.StatusPending {
+	// them, and need not wait for their rows; but for a webhook disabled whose cancelling is
+	// under way, the pending ones it covers are listed as cancelled.
+	if f.Status == "" || f.Status == store.StatusPending || cancelling && f.Status == store.StatusCancelled {
 		if err := s.settle(ctx, accountID, webhookID); err != nil {
 			return nil, 0, fmt.Errorf("list deliveries: %w", err)
 		}
@@ -226,7 +229,14 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 	}
 	where := ofWebhook + ` AND d.account_id = ?`
 	args := []any{webhookID, accountID}
-	if f.Status != "" {
+	switch {
+	case cancelling && f.Status == store.StatusPending:
+		where += ` AND d.status = 'pending' AND d.id > ?`
+		args = append(args, c.upTo)
+	case cancelling && f.Status == store.StatusCancelled:
+		where += ` AND (d.status = 'cancelled' OR d.status = 'pending' AND d.id <= ?)`
+		args = append(args, c.upTo)
+	case f.Status != "":
 		where += ` AND d.status = ?`
 		args = append(args, f.Status)
 	}
@@ -257,7 +267,7 @@ func (s *Store) ListDeliveries(ctx context.Context, accountID, webhookID int64, 
 				skip--
 				continue
 			}
-			list = append(list, d)
+			list = append(list, asDeleted(d, deleting))
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return nil, 0, fmt.Errorf("list deliveries: %w", err)

@@ -393,7 +393,7 @@ func TestCancelInChunks(t *testing.T) {
 	}
 	const n = 3*cancelChunk + 5
 	publishMany(t, s, a, n, t0)
-	s.deleteWait = time.Hour // all of it before DeleteWebhook returns, however slow this machine
+	s.cancelWait = time.Hour // all of it before DeleteWebhook returns, however slow this machine
 	before := s.WriterStats().Commits
 	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, t0.Add(time.Minute)); err != nil {
 		t.Fatal(err)
@@ -465,10 +465,14 @@ func TestOnStop(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("OnStop heard\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, w := range hooks {
+	for _, w := range hooks[:2] {
 		if n := pending(w.ID); n != 0 {
 			t.Fatalf("webhook %d: %d deliveries still pending after its change returned", w.ID, n)
 		}
+	}
+	s.deletingWG.Wait() // the health flush does not wait for its cancelling
+	if n := pending(hooks[2].ID); n != 0 {
+		t.Fatalf("webhook %d: %d deliveries still pending once the health flush's cancelling is done", hooks[2].ID, n)
 	}
 }
 
@@ -495,12 +499,32 @@ func TestHooksRoundTrip(t *testing.T) {
 // deliveries 2k+1 to the first webhook and 2k+2 to the second), then deletes the second with
 // no time to cancel before DeleteWebhook returns, the writer held from the moment the delete
 // is committed until release is called: every cancelling write is still to come.
+// (changeInBackground does it with the change given.)
 func deleteInBackground(t *testing.T, dir string, n int, at time.Time) (s *Store, a store.Account, hooks []store.Webhook, release func()) {
+	t.Helper()
+	return changeInBackground(t, dir, n, at, func(s *Store, a store.Account, w store.Webhook) error {
+		return s.DeleteWebhook(context.Background(), a.ID, w.ID, at.Add(time.Minute))
+	})
+}
+
+// disableInBackground is deleteInBackground with a disable (by UpdateWebhook) for the delete.
+func disableInBackground(t *testing.T, dir string, n int, at time.Time) (s *Store, a store.Account, hooks []store.Webhook, release func()) {
+	t.Helper()
+	return changeInBackground(t, dir, n, at, func(s *Store, a store.Account, w store.Webhook) error {
+		_, err := s.UpdateWebhook(context.Background(), a.ID, w.ID, func(w *store.Webhook) error {
+			w.Status, w.UpdatedAt = store.WebhookDisabled, at.Add(time.Minute)
+			return nil
+		})
+		return err
+	})
+}
+
+func changeInBackground(t *testing.T, dir string, n int, at time.Time, change func(*Store, store.Account, store.Webhook) error) (s *Store, a store.Account, hooks []store.Webhook, release func()) {
 	t.Helper()
 	ctx := context.Background()
 	s, a, hooks = storeWithWebhooks(t, dir, 2, at)
 	publishMany(t, s, a, n, at)
-	s.deleteWait = 0
+	s.cancelWait = 0
 	held, hold := make(chan struct{}), make(chan struct{})
 	s.OnStop(func(store.Webhook, bool) {
 		go s.write(ctx, func(*sql.Tx) error {
@@ -510,7 +534,7 @@ func deleteInBackground(t *testing.T, dir string, n int, at time.Time) (s *Store
 		})
 		<-held
 	})
-	if err := s.DeleteWebhook(ctx, a.ID, hooks[1].ID, at.Add(time.Minute)); err != nil {
+	if err := change(s, a, hooks[1]); err != nil {
 		t.Fatal(err)
 	}
 	return s, a, hooks, sync.OnceFunc(func() { close(hold) })
@@ -566,11 +590,11 @@ func TestDeleteCancelsInBackground(t *testing.T) {
 	}
 }
 
-// deletionRecords counts the deletions recorded in db's webhook_deletions.
+// deletionRecords counts the cancellations recorded in db's cancellations.
 func deletionRecords(t *testing.T, db *sql.DB) int {
 	t.Helper()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM webhook_deletions`).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM cancellations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -579,11 +603,25 @@ func deletionRecords(t *testing.T, db *sql.DB) int {
 // TestCloseLeavesCancelToNextOpen: Close stops a delete's cancelling between two writes and
 // returns, leaving the rest pending and the deletion recorded; the next Open reads those
 // deliveries as cancelled at once and cancels them in the background, then drops the record.
+// A disable's cancelling goes on in the same way, with its own reason.
 func TestCloseLeavesCancelToNextOpen(t *testing.T) {
+	t.Run("delete", func(t *testing.T) { testCloseLeavesCancelToNextOpen(t, "webhook deleted") })
+	t.Run("disable", func(t *testing.T) { testCloseLeavesCancelToNextOpen(t, "webhook disabled") })
+}
+
+func testCloseLeavesCancelToNextOpen(t *testing.T, reason string) {
 	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
 	const n = 4 * cancelChunk
 	dir := t.TempDir()
-	s, a, hooks, release := deleteInBackground(t, dir, n, t0)
+	var s *Store
+	var a store.Account
+	var hooks []store.Webhook
+	var release func()
+	if reason == "webhook deleted" {
+		s, a, hooks, release = deleteInBackground(t, dir, n, t0)
+	} else {
+		s, a, hooks, release = disableInBackground(t, dir, n, t0)
+	}
 	storetest.CloseWhileCancelling(t, s, s.closing, release)
 
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, FileName)+"?mode=ro")
@@ -617,7 +655,7 @@ func TestCloseLeavesCancelToNextOpen(t *testing.T) {
 		t.Fatalf("%d pending while the resumed cancelling is held, want %d", p, pending)
 	}
 	last := int64(2 * n)
-	storetest.CheckReadsAsCancelled(t, s, a.ID, "webhook deleted", last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
+	storetest.CheckReadsAsCancelled(t, s, a.ID, reason, last, hooks[1].ID, last-1, hooks[0].ID, t0.Add(time.Minute))
 	storetest.CheckQueueAsCancelled(t, s, n)
 
 	release2()
@@ -659,4 +697,74 @@ func TestQueueStatsLeaveOutDeletions(t *testing.T) {
 	s.deleting.m = map[int64]cancellation{hooks[1].ID: {w: store.Webhook{ID: hooks[1].ID, AccountID: a.ID}, deleted: true}}
 	s.deleting.Unlock()
 	storetest.CheckQueueAsCancelled(t, s, 4)
+}
+
+// TestDisableCancelsInBackground: a disable, by its owner (UpdateWebhook) or by the health
+// flush (UpdateHealth), that has not cancelled its webhook's backlog within its wait returns;
+// until the cancelling is done, reads show those deliveries as cancelled with the disable's
+// reason, and enabling the webhook again cancels what is left in its own write, so that none of
+// them is claimed after it, while what is published then is delivered.
+func TestDisableCancelsInBackground(t *testing.T) {
+	for _, tt := range []struct {
+		name, reason string
+		disable      func(*Store, store.Webhook, time.Time) error
+	}{
+		{"UpdateWebhook", "webhook disabled", func(s *Store, w store.Webhook, at time.Time) error {
+			_, err := s.UpdateWebhook(context.Background(), w.AccountID, w.ID, func(w *store.Webhook) error {
+				w.Status, w.UpdatedAt = store.WebhookDisabled, at
+				return nil
+			})
+			return err
+		}},
+		{"UpdateHealth", "webhook disabled: failing", func(s *Store, w store.Webhook, at time.Time) error {
+			_, err := s.UpdateHealth(context.Background(), []int64{w.ID}, func(w *store.Webhook, _ *store.AlertState) ([]store.Alert, error) {
+				w.Status, w.DisabledReason, w.UpdatedAt = store.WebhookDisabled, "failing", at
+				return nil, nil
+			})
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+			const n = 4 * cancelChunk
+			s, a, hooks := storeWithWebhooks(t, t.TempDir(), 2, t0)
+			defer s.Close()
+			publishMany(t, s, a, n, t0)
+			s.cancelWait = 0
+			hold := make(chan struct{})
+			testHookCancelBehind = func() { <-hold }
+			t.Cleanup(func() { testHookCancelBehind = nil })
+			release := sync.OnceFunc(func() { close(hold) })
+			defer release() // before Close, which waits for the cancelling
+
+			off := t0.Add(time.Minute)
+			if err := tt.disable(s, hooks[1], off); err != nil {
+				t.Fatal(err)
+			}
+			if p := pendingTo(t, s, hooks[1].ID); p != n {
+				t.Fatalf("%d deliveries of the disabled webhook pending in the store while its cancelling is held, want %d", p, n)
+			}
+			last := int64(2 * n)
+			storetest.CheckReadsAsCancelled(t, s, a.ID, tt.reason, last, hooks[1].ID, last-1, hooks[0].ID, off)
+			storetest.CheckQueueAsCancelled(t, s, n)
+
+			if _, err := s.UpdateWebhook(ctx, a.ID, hooks[1].ID, func(w *store.Webhook) error {
+				w.Status = store.WebhookActive
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if p := pendingTo(t, s, hooks[1].ID); p != 0 {
+				t.Fatalf("%d deliveries of the webhook pending once it is enabled again, want none", p)
+			}
+			if s.deletions() != nil || deletionRecords(t, s.rdb) != 0 {
+				t.Fatalf("cancellations still listed as under way: %v, or recorded: %d", s.deletions(), deletionRecords(t, s.rdb))
+			}
+			publishAt(t, s, a, "after", t0, "")
+			release()
+			s.deletingWG.Wait()
+			storetest.CheckEnabledClaims(t, s, t0.Add(time.Hour), n+2, hooks[1].ID, "after")
+		})
+	}
 }

@@ -89,12 +89,11 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 				}
 			}
 			if before.Status != store.WebhookDisabled && w.Status == store.WebhookDisabled {
-				upTo, err := s.lastDelivery(ctx, tx)
-				if err != nil {
+				c := cancellation{w: w, reason: "webhook disabled: " + w.DisabledReason, at: w.UpdatedAt}
+				if err := s.recordCancel(ctx, tx, &c); err != nil {
 					return err
 				}
-				cancels = append(cancels, cancellation{w: w, upTo: upTo, reason: "webhook disabled: " + w.DisabledReason,
-					at: w.UpdatedAt})
+				cancels = append(cancels, c)
 			}
 		}
 		if err := s.stmts.health.run(ctx, tx, nil, healthArgs); err != nil {
@@ -109,7 +108,7 @@ func (s *Store) UpdateHealth(ctx context.Context, ids []int64, update func(*stor
 		return nil, err
 	}
 	for _, c := range cancels {
-		s.cancelAfter(ctx, c)
+		s.cancelAfter(ctx, c, 0) // the health monitor does not wait for it
 	}
 	return changed, nil
 }

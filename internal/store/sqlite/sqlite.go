@@ -74,8 +74,8 @@ type Store struct {
 	// stopped is OnStop's function, nil when none.
 	stopped func(w store.Webhook, deleted bool)
 
-	// deleting holds the cancellations of deleted webhooks that go on after DeleteWebhook
-	// returned (see deleteWait), by webhook id; reads show their deliveries as cancelled.
+	// deleting holds the cancellations of deleted or disabled webhooks that go on after the
+	// change returned (see cancelWait), by webhook id; reads show their deliveries as cancelled.
 	deleting struct {
 		sync.Mutex
 		m map[int64]cancellation
@@ -84,7 +84,7 @@ type Store struct {
 	// stopping is closed by Close, under deleting's lock: no more cancellations start in the
 	// background, and those going on stop, before the writer does.
 	stopping   chan struct{}
-	deleteWait time.Duration
+	cancelWait time.Duration
 }
 
 // OnStop has f called once a webhook's delete or disable is committed, before its pending
@@ -218,7 +218,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		closed:     make(chan struct{}),
 		done:       make(chan struct{}),
 		stopping:   make(chan struct{}),
-		deleteWait: deleteWait,
+		cancelWait: cancelWait,
 		cache:      writerCache{accounts: map[int64]bool{}, targets: map[fanoutKey]targets{}, health: map[int64]healthRow{}},
 		log:        opt.Logger,
 	}

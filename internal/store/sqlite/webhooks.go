@@ -155,9 +155,36 @@ func (s *Store) ListWebhooks(ctx context.Context, accountID int64, f store.Webho
 	return list, total, nil
 }
 
+// UpdateWebhook runs updateWebhook. One that enables the webhook again while the cancelling of
+// its disable is still under way cancels the rest first, a write at a time (in one write it
+// would hold every publish and outcome behind it: 10.3 s for a million), and then runs again,
+// update too.
 func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, error) {
+	for range 3 {
+		w, unfinished, err := s.updateWebhook(ctx, accountID, id, update)
+		if unfinished == nil {
+			return w, err
+		}
+		run, err := s.startCancel(ctx, *unfinished)
+		if err == nil {
+			err = run.steps(ctx, s, time.Time{})
+		}
+		if err != nil {
+			return store.Webhook{}, fmt.Errorf("update webhook %d: %w", id, err)
+		}
+		s.forget(id)
+	}
+	return store.Webhook{}, fmt.Errorf("update webhook %d: the cancelling of its deliveries is still under way; try again", id)
+}
+
+// errUnfinished ends an update that enables a webhook whose disable's cancelling is under way.
+var errUnfinished = errors.New("cancelling under way")
+
+// updateWebhook applies update in one write. When the update enables the webhook again while
+// the cancelling of its disable is under way, it changes nothing and returns that cancelling.
+func (s *Store) updateWebhook(ctx context.Context, accountID, id int64, update func(*store.Webhook) error) (store.Webhook, *cancellation, error) {
 	var w store.Webhook
-	var cancel *cancellation
+	var cancel, unfinished *cancellation
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		w, err = scanWebhook(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = ? AND account_id = ?`, id, accountID))
@@ -185,17 +212,69 @@ func (s *Store) UpdateWebhook(ctx context.Context, accountID, id int64, update f
 		if err := writeHealth(ctx, tx, w); err != nil {
 			return err
 		}
-		if before != store.WebhookDisabled && w.Status == store.WebhookDisabled {
+		switch {
+		case before != store.WebhookDisabled && w.Status == store.WebhookDisabled:
 			cancel = &cancellation{w: w, reason: "webhook disabled", at: w.UpdatedAt}
-			cancel.upTo, err = s.lastDelivery(ctx, tx)
-			return err
+			return s.recordCancel(ctx, tx, cancel)
+		case before == store.WebhookDisabled && w.Status != store.WebhookDisabled:
+			c, err := recorded(ctx, tx, w)
+			if err != nil || c == nil {
+				return err
+			}
+			unfinished = c
+			return errUnfinished
 		}
 		return nil
 	})
-	if err == nil && cancel != nil {
-		s.cancelAfter(ctx, *cancel)
+	if unfinished != nil {
+		return store.Webhook{}, unfinished, nil
 	}
-	return w, err
+	if err != nil {
+		return w, nil, err
+	}
+	if cancel != nil {
+		s.cancelAfter(ctx, *cancel, s.cancelWait)
+	}
+	return w, nil, nil
+}
+
+// recordCancel records c in tx, the change's transaction: it covers the deliveries stored up to
+// then. Reads show them as cancelled while it is under way (deletions), and the next Open goes
+// on with it if Close stopped it.
+func (s *Store) recordCancel(ctx context.Context, tx *sql.Tx, c *cancellation) error {
+	var err error
+	if c.upTo, err = s.lastDelivery(ctx, tx); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO cancellations (webhook_id, account_id, up_to, at, reason) VALUES (?, ?, ?, ?, ?)`,
+		c.w.ID, c.w.AccountID, c.upTo, ms(c.at), c.reason)
+	if err != nil {
+		return fmt.Errorf("record the cancelling of webhook %d's deliveries: %w", c.w.ID, err)
+	}
+	return nil
+}
+
+// recorded reads the cancellation recorded for w's deliveries, nil when there is none.
+func recorded(ctx context.Context, tx *sql.Tx, w store.Webhook) (*cancellation, error) {
+	c := cancellation{w: w}
+	var at int64
+	err := tx.QueryRowContext(ctx, `SELECT up_to, at, reason FROM cancellations WHERE webhook_id = ?`, w.ID).Scan(&c.upTo, &at, &c.reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the cancelling of webhook %d's deliveries: %w", w.ID, err)
+	}
+	c.at = fromMs(at)
+	return &c, nil
+}
+
+// forget drops webhook's cancelling from those reads show as under way, once enabling the
+// webhook again has finished it (its goroutine, if any, finds its record gone and stops).
+func (s *Store) forget(webhook int64) {
+	s.deleting.Lock()
+	defer s.deleting.Unlock()
+	delete(s.deleting.m, webhook)
 }
 
 // writeHealth stores w's health fields.
@@ -215,7 +294,7 @@ func writeHealth(ctx context.Context, tx *sql.Tx, w store.Webhook) error {
 // none for the webhook, or cancelled ones.
 type cancellation struct {
 	// w is the webhook as the change left it (disabled), or only its ID and AccountID when
-	// deleted.
+	// deleted, or when Open resumes the cancelling.
 	w       store.Webhook
 	deleted bool
 	upTo    int64
@@ -242,26 +321,29 @@ var cancelRows = `UPDATE deliveries SET status = 'cancelled', completed_at = ?, 
 	AND d.id BETWEEN ? AND ?)`
 
 // cancelAfter runs c once the change that called for it is committed, after telling OnStop's
-// function. A failure is logged, not returned: the change stands, and the engine cancels what
-// is left as it claims it.
-func (s *Store) cancelAfter(ctx context.Context, c cancellation) {
+// function: it cancels for up to wait, then leaves the rest to a goroutine of its own
+// (cancelBehind). A failure is logged, not returned: the change stands, its record stays, and
+// the engine cancels what is left as it claims it.
+func (s *Store) cancelAfter(ctx context.Context, c cancellation, wait time.Duration) {
 	if s.stopped != nil {
 		s.stopped(c.w, c.deleted)
 	}
-	if err := s.cancelPending(ctx, c); err != nil {
+	run, err := s.startCancel(ctx, c)
+	if err == nil {
+		err = run.steps(ctx, s, time.Now().Add(wait))
+	}
+	switch {
+	case err != nil:
 		s.cancelFailed(c, err)
+	case !run.done():
+		s.cancelBehind(ctx, run)
 	}
 }
 
 // cancelFailed logs that c's cancelling stopped on err.
 func (s *Store) cancelFailed(c cancellation, err error) {
-	if c.deleted {
-		s.log.Error("cancel the pending deliveries of a deleted webhook; the engine cancels the rest as it claims them, and the store goes on with them when it opens next",
-			"webhook", c.w.ID, "err", err)
-		return
-	}
-	s.log.Error("cancel the pending deliveries of a disabled webhook; the engine cancels the rest as it claims them",
-		"webhook", c.w.ID, "err", err)
+	s.log.Error("cancel the pending deliveries of a deleted or disabled webhook; the engine cancels the rest as it claims them, and the store goes on with them when it opens next",
+		"webhook", c.w.ID, "reason", c.reason, "err", err)
 }
 
 // closing reports whether Close has begun.
@@ -276,23 +358,14 @@ func (s *Store) closing() bool {
 
 // leftToClaims logs that Close stopped c's cancelling.
 func (s *Store) leftToClaims(c cancellation) {
-	s.log.Info("store closing: the rest of a deleted webhook's pending deliveries is cancelled when the store opens next (or by the engine as it claims them)",
-		"webhook", c.w.ID)
-}
-
-// cancelPending cancels all of c's deliveries.
-func (s *Store) cancelPending(ctx context.Context, c cancellation) error {
-	run, err := s.startCancel(ctx, c)
-	if err != nil {
-		return err
-	}
-	return run.steps(ctx, s, time.Time{})
+	s.log.Info("store closing: the rest of a deleted or disabled webhook's pending deliveries is cancelled when the store opens next (or by the engine as it claims them)",
+		"webhook", c.w.ID, "reason", c.reason)
 }
 
 // cancelRun is a cancellation under way: its deliveries are cancelled, those still in
 // fan-outs included (their events' deliveries are written as rows first), lowest ids first,
-// from bucket b to bucket last, a chunk per write. A delete's record in webhook_deletions is
-// dropped in the write that cancels the last of them (record: not yet dropped).
+// from bucket b to bucket last, a chunk per write. Its record in cancellations is dropped in the
+// write that cancels the last of them (record: not yet dropped).
 type cancelRun struct {
 	c       cancellation
 	b, last int64
@@ -307,10 +380,10 @@ func (s *Store) startCancel(ctx context.Context, c cancellation) (*cancelRun, er
 	if err != nil {
 		return nil, fmt.Errorf("cancel deliveries of webhook %d: %w", c.w.ID, err)
 	}
-	return &cancelRun{c: c, b: lo >> 10, last: c.upTo >> 10, record: c.deleted}, nil
+	return &cancelRun{c: c, b: lo >> 10, last: c.upTo >> 10, record: true}, nil
 }
 
-// done reports whether every delivery of the run is cancelled, and a delete's record dropped.
+// done reports whether every delivery of the run is cancelled, and its record dropped.
 func (r *cancelRun) done() bool { return r.b > r.last && !r.record }
 
 // steps writes until the run is done, or until the first write that ends after deadline (zero:
@@ -320,24 +393,27 @@ func (r *cancelRun) steps(ctx context.Context, s *Store, deadline time.Time) err
 	c := r.c
 	for !r.done() && (deadline.IsZero() || time.Now().Before(deadline)) {
 		err := s.writeKeeping(ctx, func(tx *sql.Tx) error {
+			// Gone when enabling the webhook again finished it, or when a delete took it
+			// over: nothing is left to this run.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM cancellations WHERE webhook_id = ? AND up_to = ? AND at = ?`,
+				c.w.ID, c.upTo, ms(c.at)).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				r.b, r.record = r.last+1, false
+				return nil
+			}
 			var changed int64
 			for start := time.Now(); changed < cancelChunk && r.b <= r.last && time.Since(start) < cancelSpell; {
-				from, to := r.b<<10, min((r.b+cancelWindow)<<10-1, c.upTo)
-				// A fan-out's deliveries may reach past to: the next step's rows.
-				n, err := materialize(ctx, tx, fanoutsToWebhook, c.w.AccountID, from-1, to, c.w.ID)
+				m, err := r.step(ctx, tx)
 				if err != nil {
 					return err
 				}
-				res, err := tx.ExecContext(ctx, cancelRows, ms(c.at), c.reason, to>>10, r.b, c.w.ID, from, to)
-				if err != nil {
-					return err
-				}
-				m, _ := res.RowsAffected()
-				changed += n + m
-				r.b += cancelWindow
+				changed += m
 			}
-			if r.b > r.last && r.record {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM webhook_deletions WHERE webhook_id = ?`, c.w.ID); err != nil {
+			if r.b > r.last {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM cancellations WHERE webhook_id = ?`, c.w.ID); err != nil {
 					return err
 				}
 			}
@@ -353,16 +429,35 @@ func (r *cancelRun) steps(ctx context.Context, s *Store, deadline time.Time) err
 	return nil
 }
 
-// deleteWait is how long DeleteWebhook cancels the webhook's pending deliveries before it
-// returns (Store.deleteWait, which tests change). A backlog it has not cancelled by then goes
-// on being cancelled after it returned, in the background, while reads show those deliveries
-// as cancelled already (and the engine, told before any of it, sends none of them): 500,000
-// of them in fan-outs took 12 – 13 s on the tenth session's machine, 6.7 s on the twelfth's
-// (BENCHMARKS.md).
-const deleteWait = time.Second
+// step cancels, in tx, the run's deliveries in its next cancelWindow buckets, and reports how
+// many deliveries and fan-outs it changed.
+func (r *cancelRun) step(ctx context.Context, tx *sql.Tx) (int64, error) {
+	c := r.c
+	from, to := r.b<<10, min((r.b+cancelWindow)<<10-1, c.upTo)
+	// A fan-out's deliveries may reach past to: the next step's rows.
+	n, err := materialize(ctx, tx, fanoutsToWebhook, c.w.AccountID, from-1, to, c.w.ID)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, cancelRows, ms(c.at), c.reason, to>>10, r.b, c.w.ID, from, to)
+	if err != nil {
+		return 0, err
+	}
+	m, _ := res.RowsAffected()
+	r.b += cancelWindow
+	return n + m, nil
+}
 
-// deletions returns the cancellations under way after their deletes, by webhook id (nil when
-// none). A read takes them before it reads the deliveries: one that was under way then and
+// cancelWait is how long DeleteWebhook, and UpdateWebhook when it disables, cancel the webhook's
+// pending deliveries before they return (Store.cancelWait, which tests change). A backlog not
+// cancelled by then goes on being cancelled after the return, in the background, while reads
+// show those deliveries as cancelled already (and the engine, told before any of it, sends none
+// of them): 500,000 of them in fan-outs took 12 – 13 s on the tenth session's machine, 6.7 s on
+// the twelfth's (BENCHMARKS.md).
+const cancelWait = time.Second
+
+// deletions returns the cancellations under way after their deletes or disables, by webhook id
+// (nil when none). A read takes them before it reads the deliveries: one that was under way then and
 // has finished since has committed everything the read may have missed.
 func (s *Store) deletions() map[int64]cancellation {
 	s.deleting.Lock()
@@ -385,50 +480,34 @@ func asDeleted(d store.Delivery, deleting map[int64]cancellation) store.Delivery
 	return d
 }
 
-// cancelDeleted cancels the pending deliveries of a deleted webhook for up to deleteWait, then
-// leaves the rest to a goroutine of its own (cancelBehind).
-func (s *Store) cancelDeleted(ctx context.Context, c cancellation) error {
-	if s.stopped != nil {
-		s.stopped(c.w, c.deleted)
-	}
-	run, err := s.startCancel(ctx, c)
-	if err != nil {
-		return err
-	}
-	if err := run.steps(ctx, s, time.Now().Add(s.deleteWait)); err != nil || run.done() {
-		return err
-	}
-	s.cancelBehind(ctx, run)
-	return nil
-}
-
-// resume goes on, in the background, with the cancellations of deleted webhooks that Close
-// stopped: their records are still in webhook_deletions.
+// resume goes on, in the background, with the cancellations of deleted or disabled webhooks
+// that Close stopped: their records are still in cancellations.
 func (s *Store) resume(ctx context.Context) error {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT webhook_id, account_id, up_to, deleted_at FROM webhook_deletions ORDER BY webhook_id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT webhook_id, account_id, up_to, at, reason FROM cancellations ORDER BY webhook_id`)
 	if err != nil {
-		return fmt.Errorf("read deletions under way: %w", err)
+		return fmt.Errorf("read cancellations under way: %w", err)
 	}
 	var left []cancellation
 	for rows.Next() {
-		c := cancellation{deleted: true, reason: deletedReason}
+		var c cancellation
 		var at int64
-		if err := rows.Scan(&c.w.ID, &c.w.AccountID, &c.upTo, &at); err != nil {
+		if err := rows.Scan(&c.w.ID, &c.w.AccountID, &c.upTo, &at, &c.reason); err != nil {
 			rows.Close()
-			return fmt.Errorf("read deletions under way: %w", err)
+			return fmt.Errorf("read cancellations under way: %w", err)
 		}
-		c.at = fromMs(at)
+		c.at, c.deleted = fromMs(at), c.reason == deletedReason
 		left = append(left, c)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return fmt.Errorf("read deletions under way: %w", err)
+		return fmt.Errorf("read cancellations under way: %w", err)
 	}
 	for _, c := range left {
 		run, err := s.startCancel(ctx, c)
 		if err != nil {
 			return err
 		}
-		s.log.Info("cancelling the rest of a deleted webhook's pending deliveries, stopped by the last Close", "webhook", c.w.ID)
+		s.log.Info("cancelling the rest of a deleted or disabled webhook's pending deliveries, stopped by the last Close",
+			"webhook", c.w.ID, "reason", c.reason)
 		s.cancelBehind(ctx, run)
 	}
 	return nil
@@ -439,9 +518,9 @@ func (s *Store) resume(ctx context.Context) error {
 var testHookCancelBehind func()
 
 // cancelBehind finishes run in a goroutine of its own, a write at a time, while reads show its
-// deliveries as cancelled (deletions). Close stops it between two writes, leaving the delete's
-// record for the next Open to resume from; what it leaves pending until then, the engine
-// cancels as it claims it (its webhook is gone).
+// deliveries as cancelled (deletions). Close stops it between two writes, leaving the record
+// for the next Open to resume from; what it leaves pending until then, the engine cancels as it
+// claims it (its webhook is gone or disabled).
 func (s *Store) cancelBehind(ctx context.Context, run *cancelRun) {
 	c := run.c
 	s.deleting.Lock()
@@ -465,7 +544,10 @@ func (s *Store) cancelBehind(ctx context.Context, run *cancelRun) {
 		}
 		defer func() {
 			s.deleting.Lock()
-			delete(s.deleting.m, c.w.ID)
+			// Unless enabling the webhook again ended it, and a new disable took its place.
+			if cur, ok := s.deleting.m[c.w.ID]; ok && cur.upTo == c.upTo && cur.at.Equal(c.at) {
+				delete(s.deleting.m, c.w.ID)
+			}
 			s.deleting.Unlock()
 		}()
 		for !run.done() {
@@ -494,21 +576,12 @@ func (s *Store) DeleteWebhook(ctx context.Context, accountID, id int64, now time
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("delete webhook %d: %w", id, store.ErrNotFound)
 		}
-		if c.upTo, err = s.lastDelivery(ctx, tx); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO webhook_deletions (webhook_id, account_id, up_to, deleted_at) VALUES (?, ?, ?, ?)`,
-			id, accountID, c.upTo, ms(now))
-		if err != nil {
-			return fmt.Errorf("delete webhook %d: record the deletion: %w", id, err)
-		}
-		return nil
+		// A disabled webhook's cancelling under way becomes the delete's.
+		return s.recordCancel(ctx, tx, &c)
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.cancelDeleted(ctx, c); err != nil {
-		s.cancelFailed(c, err)
-	}
+	s.cancelAfter(ctx, c, s.cancelWait)
 	return nil
 }

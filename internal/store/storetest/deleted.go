@@ -56,6 +56,26 @@ func CheckQueueAsCancelled(t *testing.T, s store.Store, want int) {
 	}
 }
 
+// CheckEnabledClaims claims every delivery due at now and checks that they are want in all,
+// and that of webhook hook, enabled again after a disable, only event's is among them: none of
+// those its disable covered.
+func CheckEnabledClaims(t *testing.T, s store.Store, now time.Time, want int, hook int64, event string) {
+	t.Helper()
+	jobs, err := s.Claim(context.Background(), store.ClaimParams{Owner: "n", Now: now, Limit: 2 * want, LeaseUntil: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine []store.Job
+	for _, j := range jobs {
+		if j.WebhookID == hook {
+			mine = append(mine, j)
+		}
+	}
+	if len(jobs) != want || len(mine) != 1 || mine[0].EventID != event {
+		t.Fatalf("claimed %d deliveries, of them %+v of the webhook enabled again; want %d, and of the webhook only event %s's", len(jobs), mine, want, event)
+	}
+}
+
 // CloseWhileCancelling closes s while a deleted webhook's cancelling is held back: once
 // closing reports that Close has begun, it lets the cancelling go on by calling release, and
 // Close must then stop it and return within 10 s.

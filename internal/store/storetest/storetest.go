@@ -1312,10 +1312,19 @@ func testUpdateHealthDisables(t *testing.T, s store.Store) {
 	if len(list) != 2 {
 		t.Fatalf("%d deliveries", len(list))
 	}
-	// New events for a disabled webhook are kept as cancelled.
-	publish(t, s, newEvent(a.ID, "message-send", at))
-	if jobs := claim(t, s, "n", at.Add(time.Hour), 10); len(jobs) != 0 {
-		t.Fatalf("a disabled webhook's delivery was claimed: %+v", jobs)
+	// New events for a disabled webhook are kept as cancelled. (Its earlier deliveries may
+	// still be claimed while their cancelling goes on behind the disable: the engine cancels
+	// those of a disabled webhook as it claims them.)
+	late := newEvent(a.ID, "message-send", at)
+	publish(t, s, late)
+	for _, j := range claim(t, s, "n", at.Add(time.Hour), 10) {
+		if j.EventID == late.ID {
+			t.Fatalf("a delivery published after its webhook was disabled was claimed: %+v", j)
+		}
+	}
+	list, _ = must2(s.ListDeliveries(ctx, a.ID, w.ID, store.DeliveryFilter{Status: store.StatusCancelled}, store.Page{Size: 25}))
+	if len(list) != 3 {
+		t.Fatalf("%d cancelled deliveries of the disabled webhook, want 3: %+v", len(list), list)
 	}
 }
 
