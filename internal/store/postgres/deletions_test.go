@@ -269,3 +269,61 @@ func testDisableCancelsInBackground(t *testing.T, reason string, disable func(*S
 		t.Fatalf("%d cancellations still recorded once the webhook is enabled again", left)
 	}
 }
+
+// TestOldNodesBesideMigration: during a rolling upgrade, nodes of the version before migration
+// 00005 run beside it and use webhook_deletions, now a view of cancellations. A delete recorded
+// the old way reads as cancelled on a new node, and the old cancelling (its statement as it
+// was) cancels the deliveries and drops the record through the view; the old reads run.
+func TestOldNodesBesideMigration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	const n = 10
+	_, _, s, a, hooks, first, unlock := deletionSetup(t, n, t0)
+	defer s.Close()
+	unlock()
+	gone := t0.Add(time.Minute)
+	if _, err := s.pool.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, hooks[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO webhook_deletions (webhook_id, deleted_at) VALUES ($1, $2)`, hooks[1].ID, gone); err != nil {
+		t.Fatalf("an old node's record of a deletion: %v", err)
+	}
+	last := first + 2*n - 1
+	storetest.CheckReadsAsCancelled(t, s, a.ID, "webhook deleted", last, hooks[1].ID, last-1, hooks[0].ID, gone)
+	var seen *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT deleted_at FROM webhook_deletions w WHERE w.webhook_id = d.webhook_id)
+		FROM deliveries d WHERE id = $1`, last).Scan(&seen); err != nil || seen == nil || !seen.Equal(gone) {
+		t.Fatalf("an old node's read of delivery %d: deleted at %v (%v), want %v", last, seen, err, gone)
+	}
+	const oldChunk = `WITH c AS (
+	SELECT id FROM deliveries WHERE webhook_id = $1 AND id > $2 ORDER BY id LIMIT $3
+), cancelled AS (
+	UPDATE deliveries d SET status = 'cancelled', completed_at = $4, next_attempt_at = NULL, lease_owner = NULL,
+		last_error = 'webhook deleted'
+	FROM c WHERE d.id = c.id AND d.status = 'pending'
+), done AS (
+	DELETE FROM webhook_deletions WHERE webhook_id = $1 AND NOT EXISTS (SELECT 1 FROM c)
+)
+SELECT max(id) FROM c`
+	for after := int64(0); ; {
+		var next *int64
+		if err := s.pool.QueryRow(ctx, oldChunk, hooks[1].ID, after, 4, gone).Scan(&next); err != nil {
+			t.Fatalf("an old node's cancelling: %v", err)
+		}
+		if next == nil {
+			break
+		}
+		after = *next
+	}
+	if c := count(t, s, hooks[1].ID, store.StatusCancelled); c != n {
+		t.Fatalf("%d deliveries of the deleted webhook cancelled by the old statement, want %d", c, n)
+	}
+	if left := cancellationsLeft(t, s); left != 0 {
+		t.Fatalf("%d cancellations recorded once the old cancelling is done, want none", left)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM webhook_deletions w WHERE NOT EXISTS (SELECT 1 FROM deliveries d
+		WHERE d.webhook_id = w.webhook_id AND d.status = 'pending')`); err != nil {
+		t.Fatalf("an old node's prune: %v", err)
+	}
+}
