@@ -226,12 +226,13 @@ func testDisableCancelsInBackground(t *testing.T, reason string, disable func(*S
 			t.Fatalf("%s did not return within 10 s while the cancelling was held back", what)
 		}
 	}
-	within("disable", func() error { return disable(s, hooks[1], off) })
-	within("a publish to the disabled webhook's event", func() error {
-		_, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: "during", AccountID: a.ID, Type: "message-send",
+	publish := func(id string) error {
+		_, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: id, AccountID: a.ID, Type: "message-send",
 			Body: []byte(`{}`), CreatedAt: t0}}, IdempotencySince: t0.Add(-time.Hour)})
 		return err
-	})
+	}
+	within("disable", func() error { return disable(s, hooks[1], off) })
+	within("a publish to the disabled webhook's event", func() error { return publish("during") })
 	if p := count(t, s, hooks[1].ID, store.StatusPending); p != n {
 		t.Fatalf("%d deliveries of the disabled webhook pending in the database while its cancelling waits, want %d", p, n)
 	}
@@ -259,8 +260,7 @@ func testDisableCancelsInBackground(t *testing.T, reason string, disable func(*S
 	if c := count(t, s, hooks[1].ID, store.StatusCancelled); c != n+1 {
 		t.Fatalf("%d deliveries of the webhook cancelled once it is enabled again, want %d", c, n+1)
 	}
-	if _, err := s.Publish(ctx, store.PublishParams{Events: []store.NewEvent{{ID: "after", AccountID: a.ID, Type: "message-send",
-		Body: []byte(`{}`), CreatedAt: t0}}, IdempotencySince: t0.Add(-time.Hour)}); err != nil {
+	if err := publish("after"); err != nil {
 		t.Fatal(err)
 	}
 	storetest.CheckEnabledClaims(t, s, t0.Add(time.Hour), n+3, hooks[1].ID, "after")

@@ -256,17 +256,29 @@ func (s *Store) recordCancel(ctx context.Context, tx *sql.Tx, c *cancellation) e
 
 // recorded reads the cancellation recorded for w's deliveries, nil when there is none.
 func recorded(ctx context.Context, tx *sql.Tx, w store.Webhook) (*cancellation, error) {
-	c := cancellation{w: w}
-	var at int64
-	err := tx.QueryRowContext(ctx, `SELECT up_to, at, reason FROM cancellations WHERE webhook_id = ?`, w.ID).Scan(&c.upTo, &at, &c.reason)
+	c, err := scanCancellation(tx.QueryRowContext(ctx, `SELECT `+cancellationColumns+` FROM cancellations WHERE webhook_id = ?`, w.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the cancelling of webhook %d's deliveries: %w", w.ID, err)
 	}
-	c.at = fromMs(at)
+	c.w = w
 	return &c, nil
+}
+
+// cancellationColumns are the columns of a recorded cancellation that scanCancellation reads.
+const cancellationColumns = `webhook_id, account_id, up_to, at, reason`
+
+// scanCancellation reads a recorded cancellation; its webhook is only its ID and AccountID.
+func scanCancellation(row interface{ Scan(...any) error }) (cancellation, error) {
+	var c cancellation
+	var at int64
+	if err := row.Scan(&c.w.ID, &c.w.AccountID, &c.upTo, &at, &c.reason); err != nil {
+		return c, err
+	}
+	c.at, c.deleted = fromMs(at), c.reason == deletedReason
+	return c, nil
 }
 
 // forget drops webhook's cancelling from those reads show as under way, once enabling the
@@ -483,19 +495,17 @@ func asDeleted(d store.Delivery, deleting map[int64]cancellation) store.Delivery
 // resume goes on, in the background, with the cancellations of deleted or disabled webhooks
 // that Close stopped: their records are still in cancellations.
 func (s *Store) resume(ctx context.Context) error {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT webhook_id, account_id, up_to, at, reason FROM cancellations ORDER BY webhook_id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+cancellationColumns+` FROM cancellations ORDER BY webhook_id`)
 	if err != nil {
 		return fmt.Errorf("read cancellations under way: %w", err)
 	}
 	var left []cancellation
 	for rows.Next() {
-		var c cancellation
-		var at int64
-		if err := rows.Scan(&c.w.ID, &c.w.AccountID, &c.upTo, &at, &c.reason); err != nil {
+		c, err := scanCancellation(rows)
+		if err != nil {
 			rows.Close()
 			return fmt.Errorf("read cancellations under way: %w", err)
 		}
-		c.at, c.deleted = fromMs(at), c.reason == deletedReason
 		left = append(left, c)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
